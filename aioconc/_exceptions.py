@@ -1,0 +1,142 @@
+"""Every exception aioconc raises of its own.
+
+::
+
+    Exception
+     ├── AioconcError                  base of aioconc's own failures
+     │    ├── WorkerError              a worker could not do what was asked
+     │    │    ├── WorkerStartError    starting a worker failed outside user code (init())
+     │    │    ├── WorkerCrashedError  the worker's process/actor died (every pending call)
+     │    │    └── WorkerStoppedError  a call was made after stop(), also a RuntimeError
+     │    ├── SerializationError       a value could not cross a process/Ray boundary,
+     │    │                            also a TypeError
+     │    └── RetryValidationError     retry_until rejected every attempt's result
+     └── TimeoutError
+          └── CallTimeoutError         a call ran past its deadline (also AioconcError)
+
+User exceptions are never wrapped: a method that raises ``KeyError`` fails its
+future with that ``KeyError``.  Cancellation is ``concurrent.futures.CancelledError``,
+as in the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AioconcError",
+    "CallTimeoutError",
+    "RetryValidationError",
+    "SerializationError",
+    "WorkerCrashedError",
+    "WorkerError",
+    "WorkerStartError",
+    "WorkerStoppedError",
+]
+
+
+class AioconcError(Exception):
+    """Base class of every failure that aioconc itself reports."""
+
+
+class WorkerError(AioconcError):
+    """A worker could not carry out what was asked of it."""
+
+
+class WorkerStartError(WorkerError):
+    """Raised by ``init()`` when a worker could not be started for a reason outside
+    the user's ``__init__`` (a user ``__init__`` error is raised as itself)."""
+
+
+class WorkerCrashedError(WorkerError):
+    """Fails every pending and later call of a worker whose process or actor died.
+
+    ``worker`` names the worker, ``pid`` is its process id (or None) and
+    ``exitcode`` its exit code (negative: killed by that signal), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        worker: str | None = None,
+        pid: int | None = None,
+        exitcode: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_crashed, (str(self), self.worker, self.pid, self.exitcode))
+
+
+def _rebuild_crashed(
+    message: str, worker: str | None, pid: int | None, exitcode: int | None
+) -> WorkerCrashedError:
+    return WorkerCrashedError(message, worker=worker, pid=pid, exitcode=exitcode)
+
+
+class WorkerStoppedError(WorkerError, RuntimeError):
+    """Raised by a method call made after the worker was stopped.
+
+    A ``RuntimeError`` too, so code written against concurry (which raises
+    ``RuntimeError("... stopped ...")``) keeps catching it.
+    """
+
+
+class SerializationError(AioconcError, TypeError):
+    """A value could not be serialised across a process or Ray boundary.
+
+    Fails only the call that carried the value; the worker keeps serving.
+    """
+
+
+class CallTimeoutError(AioconcError, TimeoutError):
+    """A call ran past its per-call deadline."""
+
+
+class RetryValidationError(AioconcError):
+    """Every attempt's result was rejected by the ``retry_until`` validators.
+
+    ``attempts`` is how many attempts ran, ``all_results`` their results,
+    ``validation_errors`` why each was rejected and ``method_name`` the method.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        all_results: list[Any],
+        validation_errors: list[str],
+        method_name: str,
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.all_results = all_results
+        self.validation_errors = validation_errors
+        self.method_name = method_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_validation,
+            (str(self), self.attempts, self.all_results, self.validation_errors, self.method_name),
+        )
+
+
+def _rebuild_validation(
+    message: str,
+    attempts: int,
+    all_results: list[Any],
+    validation_errors: list[str],
+    method_name: str,
+) -> RetryValidationError:
+    return RetryValidationError(
+        message,
+        attempts=attempts,
+        all_results=all_results,
+        validation_errors=validation_errors,
+        method_name=method_name,
+    )

@@ -1,0 +1,552 @@
+"""The one future type of aioconc, and ``wrap_future``.
+
+A :class:`Future` is finished by whoever runs the call (a worker thread, the home
+loop, a process reader) and can be waited on from anywhere:
+
+* ``result(timeout)`` blocks only the calling thread, on a lock that the
+  completion releases: no polling;
+* ``await future`` works in any running loop: completion is posted to that
+  loop's :class:`~aioconc._runtime.Inbox` (one wake-up per burst of completions);
+* ``add_done_callback`` runs in the thread that completes the future.
+
+One module-wide lock guards the state transitions.  Its critical sections are a
+few attribute writes, so sharing it costs less than a lock per future would.
+
+Each future also carries the call's task record (``task_id``, ``status``,
+``priority``, timestamps, ``attempts``, ``worker``); :meth:`Future.record`
+returns it as a pydantic :class:`TaskRecord`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import enum
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar, cast
+
+import pydantic
+
+from ._runtime import inbox_for, running_loop
+
+__all__ = [
+    "BaseFuture",
+    "CancelledError",
+    "Future",
+    "SyncFuture",
+    "TaskRecord",
+    "TaskStatus",
+    "wrap_future",
+]
+
+T = TypeVar("T")
+CancelledError = concurrent.futures.CancelledError
+log = logging.getLogger("aioconc")
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a call is in its life."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELLED = "CANCELLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_PENDING = TaskStatus.PENDING
+_STARTED = TaskStatus.STARTED
+_SUCCESS = TaskStatus.SUCCESS
+_FAILURE = TaskStatus.FAILURE
+_CANCELLED = TaskStatus.CANCELLED
+
+PRIORITY_NORMAL = 2
+
+# Task ids: a random per-process prefix plus a counter.  Unique across processes,
+# and far cheaper than uuid4() on every call; made only when someone asks.
+_ID_PREFIX = os.urandom(6).hex()
+_ids = itertools.count(1)
+
+_lock = threading.Lock()
+
+
+class TaskRecord(pydantic.BaseModel):
+    """A snapshot of one call's record; serialises to JSON with ``model_dump_json()``."""
+
+    model_config = pydantic.ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    task_id: str
+    status: TaskStatus
+    priority: int
+    worker: str | None
+    submitted_at: datetime.datetime
+    started_at: datetime.datetime | None
+    completed_at: datetime.datetime | None
+    attempts: int
+    result: Any = None
+    error: str | None = None
+
+    @pydantic.field_serializer("result")
+    def _serialize_result(self, value: Any) -> Any:
+        try:
+            pydantic.TypeAdapter(Any).dump_python(value, mode="json")
+        except Exception:
+            return repr(value)
+        return value
+
+
+def _ts(value: float | None) -> datetime.datetime | None:
+    if value is None:
+        return None
+    return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+
+
+class _Waiter:
+    """Wakes one thread blocked in ``result()``/``exception()``."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+    def __call__(self, _future: Any) -> None:
+        self.lock.release()
+
+
+class _LoopBridge:
+    """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
+
+    __slots__ = ("loop", "target")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any]) -> None:
+        self.loop = loop
+        self.target = target
+
+    def __call__(self, future: Future[Any]) -> None:
+        if running_loop() is self.loop:
+            _copy_outcome(future, self.target)
+        else:
+            inbox_for(self.loop).post(_copy_outcome, future, self.target)
+
+
+def _copy_outcome(source: Future[Any], target: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    state = source._state
+    if state is _SUCCESS:
+        target.set_result(source._result)
+    elif state is _FAILURE:
+        target.set_exception(cast(BaseException, source._exception))
+    else:
+        target.cancel()
+
+
+class Future(Generic[T]):
+    """The result of one call, finished by an event and never polled.
+
+    Use ``result(timeout)`` in threads, ``await future`` in async code (any
+    loop), ``add_done_callback(fn)`` anywhere.  Cancellation raises
+    ``concurrent.futures.CancelledError``; ``result(timeout)`` raises
+    ``TimeoutError`` when the call is not done in time (it may still finish).
+    """
+
+    __slots__ = (
+        "_state",
+        "_result",
+        "_exception",
+        "_callbacks",
+        "_cancel_hook",
+        "_home",
+        "_task_id",
+        "priority",
+        "worker",
+        "submitted_at",
+        "started_at",
+        "completed_at",
+        "attempts",
+        "__weakref__",
+    )
+
+    def __init__(self, *, priority: int = PRIORITY_NORMAL, worker: str | None = None) -> None:
+        self._state: TaskStatus = _PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Future[T]], Any]] | None = None
+        # Called (outside the lock) when a *running* call is cancelled; set by
+        # backends that can really interrupt a call (asyncio tasks).
+        self._cancel_hook: Callable[[], Any] | None = None
+        # The loop that must run for this future to finish, when there is one:
+        # blocking on it from that loop's own thread would deadlock.
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._task_id: str | None = None
+        self.priority = priority
+        self.worker = worker
+        self.submitted_at = time.time()
+        self.started_at: float | None = None
+        self.completed_at: float | None = None
+        self.attempts = 0
+
+    # -- the record ----------------------------------------------------------
+
+    @property
+    def task_id(self) -> str:
+        """A unique id of this call (made on first access)."""
+        tid = self._task_id
+        if tid is None:
+            tid = self._task_id = f"{_ID_PREFIX}-{next(_ids):x}"
+        return tid
+
+    @property
+    def uuid(self) -> str:
+        """The same as :attr:`task_id` (concurry's name)."""
+        return self.task_id
+
+    @property
+    def status(self) -> TaskStatus:
+        """PENDING, STARTED, SUCCESS, FAILURE or CANCELLED."""
+        return self._state
+
+    def record(self) -> TaskRecord:
+        """Return the call's task record as it stands now."""
+        state = self._state
+        exc = self._exception
+        return TaskRecord(
+            task_id=self.task_id,
+            status=state,
+            priority=self.priority,
+            worker=self.worker,
+            submitted_at=cast(datetime.datetime, _ts(self.submitted_at)),
+            started_at=_ts(self.started_at),
+            completed_at=_ts(self.completed_at),
+            attempts=self.attempts,
+            result=self._result if state is _SUCCESS else None,
+            error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
+        )
+
+    # -- the concurrent.futures surface ------------------------------------
+
+    def done(self) -> bool:
+        """True once the call succeeded, failed or was cancelled."""
+        return self._state is not _PENDING and self._state is not _STARTED
+
+    def running(self) -> bool:
+        """True while the call executes."""
+        return self._state is _STARTED
+
+    def cancelled(self) -> bool:
+        """True when the call was cancelled."""
+        return self._state is _CANCELLED
+
+    def cancel(self) -> bool:
+        """Cancel the call.
+
+        A call that has not started never runs and ``True`` is returned.  A
+        running call is interrupted only where its backend can (an ``async def``
+        method in asyncio mode); otherwise ``False`` is returned and it finishes.
+        A finished call returns ``False``.
+        """
+        with _lock:
+            state = self._state
+            if state is _PENDING:
+                hook = None
+            elif state is _STARTED and self._cancel_hook is not None:
+                hook = self._cancel_hook
+            else:
+                return False
+            callbacks = self._finish_locked(_CANCELLED)
+        if hook is not None:
+            hook()
+        self._run_callbacks(callbacks)
+        return True
+
+    def result(self, timeout: float | None = None) -> T:
+        """Return the call's value, waiting up to ``timeout`` seconds.
+
+        Raises the call's own exception, ``CancelledError`` when cancelled, and
+        ``TimeoutError`` when not done in time.
+        """
+        if self._state is _SUCCESS:
+            return cast(T, self._result)
+        self._wait(timeout)
+        return self._outcome()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Return the call's exception (or None), waiting up to ``timeout`` seconds.
+
+        Raises ``CancelledError`` when cancelled and ``TimeoutError`` when not
+        done in time.
+        """
+        self._wait(timeout)
+        if self._state is _CANCELLED:
+            raise CancelledError()
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
+        """Call ``fn(future)`` once when done; at once if already done.
+
+        ``fn`` runs in the thread that finishes the call; its exceptions are
+        logged and dropped.
+        """
+        with _lock:
+            if not self.done():
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        self._run_callbacks([fn])
+
+    def set_result(self, result: Any) -> None:
+        """Not supported: a library future is finished by its worker."""
+        raise NotImplementedError("aioconc futures are finished by their worker")
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        """Not supported: a library future is finished by its worker."""
+        raise NotImplementedError("aioconc futures are finished by their worker")
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Not supported: a library future is finished by its worker."""
+        raise NotImplementedError("aioconc futures are finished by their worker")
+
+    # -- asyncio ------------------------------------------------------------
+
+    def as_asyncio_future(self) -> asyncio.Future[T]:
+        """Return an ``asyncio.Future`` on the running loop that mirrors this one.
+
+        Cancelling the returned future cancels this call (as far as
+        :meth:`cancel` can).  Raises ``RuntimeError`` outside a running loop.
+        """
+        loop = asyncio.get_running_loop()
+        target: asyncio.Future[T] = loop.create_future()
+        if self.done():
+            _copy_outcome(self, target)
+            return target
+        target.add_done_callback(self._on_target_done)
+        self.add_done_callback(_LoopBridge(loop, target))
+        return target
+
+    def _on_target_done(self, target: asyncio.Future[Any]) -> None:
+        if target.cancelled() and not self.done():
+            self.cancel()
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if not self.done():
+            yield from self.as_asyncio_future().__await__()
+        return self._outcome()
+
+    # -- used by backends ----------------------------------------------------
+
+    def _start(self) -> bool:
+        """PENDING -> STARTED; False when the call was cancelled and must not run."""
+        with _lock:
+            if self._state is not _PENDING:
+                return False
+            self._state = _STARTED
+        self.started_at = time.time()
+        self.attempts += 1
+        return True
+
+    def _set_result(self, value: Any) -> None:
+        """Finish with ``value`` (ignored when already finished, e.g. cancelled)."""
+        with _lock:
+            if self._state is not _PENDING and self._state is not _STARTED:
+                return
+            self._result = value
+            callbacks = self._finish_locked(_SUCCESS)
+        if callbacks:
+            self._run_callbacks(callbacks)
+
+    def _set_exception(self, exc: BaseException) -> None:
+        """Finish with ``exc`` (ignored when already finished, e.g. cancelled)."""
+        with _lock:
+            if self._state is not _PENDING and self._state is not _STARTED:
+                return
+            self._exception = exc
+            callbacks = self._finish_locked(_FAILURE)
+        if callbacks:
+            self._run_callbacks(callbacks)
+
+    def _set_cancelled(self) -> None:
+        """Finish as cancelled (ignored when already finished)."""
+        with _lock:
+            if self._state is not _PENDING and self._state is not _STARTED:
+                return
+            callbacks = self._finish_locked(_CANCELLED)
+        if callbacks:
+            self._run_callbacks(callbacks)
+
+    # -- internals -----------------------------------------------------------
+
+    def _finish_locked(self, state: TaskStatus) -> list[Callable[[Future[T]], Any]] | None:
+        self._state = state
+        self.completed_at = time.time()
+        self._cancel_hook = None
+        callbacks, self._callbacks = self._callbacks, None
+        return callbacks
+
+    def _run_callbacks(self, callbacks: list[Callable[[Future[T]], Any]] | None) -> None:
+        if not callbacks:
+            return
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception:
+                log.exception("done callback %r of %r raised", fn, self)
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.done():
+            return
+        home = self._home
+        if home is not None and running_loop() is home:
+            raise RuntimeError(
+                "blocking on this future from its worker's event loop would deadlock; "
+                "use 'await future' instead of future.result()"
+            )
+        waiter = _Waiter()
+        with _lock:
+            if self.done():
+                return
+            if self._callbacks is None:
+                self._callbacks = [waiter]
+            else:
+                self._callbacks.append(waiter)
+        if waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            return
+        with _lock:
+            if self._callbacks is not None and waiter in self._callbacks:
+                self._callbacks.remove(waiter)
+        if not self.done():
+            raise TimeoutError(f"future not done within {timeout} s")
+
+    def _outcome(self) -> T:
+        state = self._state
+        if state is _SUCCESS:
+            return cast(T, self._result)
+        if state is _FAILURE:
+            raise cast(BaseException, self._exception)
+        if state is _CANCELLED:
+            raise CancelledError()
+        raise RuntimeError("future is not done")  # pragma: no cover - callers wait first
+
+    def __repr__(self) -> str:
+        state = self._state
+        extra = ""
+        if state is _SUCCESS:
+            extra = f" result={self._result!r:.60}"
+        elif state is _FAILURE:
+            extra = f" error={type(self._exception).__name__}"
+        return f"<Future {self.task_id} {state.value}{extra}>"
+
+
+BaseFuture = Future
+"""concurry's name for :class:`Future`."""
+
+
+class SyncFuture(Future[T]):
+    """A future that is finished when it is made, from a value or an exception.
+
+    Raises ``TypeError`` when ``exception_value`` is not an exception.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, result_value: Any = None, exception_value: BaseException | None = None
+    ) -> None:
+        super().__init__()
+        if exception_value is not None:
+            if not isinstance(exception_value, BaseException):
+                raise TypeError(
+                    f"exception_value must be an exception, not {type(exception_value).__name__}"
+                )
+            self._exception = exception_value
+            self._state = _FAILURE
+        else:
+            self._result = result_value
+            self._state = _SUCCESS
+        self.completed_at = self.submitted_at
+
+
+# ---------------------------------------------------------------------------
+# wrap_future
+# ---------------------------------------------------------------------------
+
+
+def _from_concurrent(cf: concurrent.futures.Future[Any]) -> Future[Any]:
+    fut: Future[Any] = Future()
+
+    def copy(src: concurrent.futures.Future[Any]) -> None:
+        if src.cancelled():
+            fut._set_cancelled()
+            return
+        exc = src.exception()
+        if exc is not None:
+            fut._set_exception(exc)
+        else:
+            fut._set_result(src.result())
+
+    fut.add_done_callback(lambda f: cf.cancel() if f.cancelled() else None)
+    cf.add_done_callback(copy)
+    return fut
+
+
+def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
+    fut: Future[Any] = Future()
+    loop = af.get_loop()
+    fut._home = loop
+
+    def copy(src: asyncio.Future[Any]) -> None:
+        if src.cancelled():
+            fut._set_cancelled()
+            return
+        exc = src.exception()
+        if exc is not None:
+            fut._set_exception(exc)
+        else:
+            fut._set_result(src.result())
+
+    def cancel_source(f: Future[Any]) -> None:
+        if f.cancelled() and not af.done():
+            if running_loop() is loop:
+                af.cancel()
+            else:
+                inbox_for(loop).post(af.cancel)
+
+    fut.add_done_callback(cancel_source)
+    af.add_done_callback(copy)
+    return fut
+
+
+def wrap_future(obj: Any) -> Future[Any]:
+    """Return a library :class:`Future` for ``obj``.
+
+    * a library future: ``obj`` itself;
+    * a ``concurrent.futures.Future`` or an ``asyncio`` future/task: a future
+      with the same outcome (cancelling either cancels the other);
+    * a coroutine: scheduled as a task on the running loop (``RuntimeError``
+      outside a running loop);
+    * anything else: an already finished future whose result is ``obj``.
+    """
+    if isinstance(obj, Future):
+        return obj
+    if isinstance(obj, concurrent.futures.Future):
+        return _from_concurrent(obj)
+    if asyncio.isfuture(obj):
+        return _from_asyncio(cast("asyncio.Future[Any]", obj))
+    if asyncio.iscoroutine(obj):
+        loop = running_loop()
+        if loop is None:
+            obj.close()
+            raise RuntimeError("wrap_future(coroutine) needs a running event loop")
+        return _from_asyncio(loop.create_task(cast(Coroutine[Any, Any, Any], obj)))
+    return SyncFuture(result_value=obj)

@@ -1,0 +1,195 @@
+"""Where calls run: loop inboxes, the background loop thread, the home loop.
+
+* An :class:`Inbox` hands work to one event loop from any thread in batches:
+  the first item of a burst schedules one ``call_soon_threadsafe`` wake-up and
+  the rest ride along, so a burst of N calls costs one wake-up, not N.
+* :func:`background_loop` is the loop of the *sync shim*: a daemon thread that
+  aioconc starts lazily (uvloop when installed) the first time a script needs a
+  loop.  Scripts never see it.
+* :func:`home_loop` picks a worker's home loop: the running loop when there is
+  one, else the background loop.
+* :func:`run_on` runs a coroutine on a loop from a thread outside it and waits
+  for it; it refuses to run on the loop's own thread (that would deadlock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import concurrent.futures
+import os
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["Inbox", "background_loop", "force_sync", "home_loop", "inbox_for", "run_on"]
+
+T = TypeVar("T")
+
+
+def force_sync() -> bool:
+    """True when ``AIOCONC_FORCE_SYNC`` asks every worker to run in sync mode."""
+    return os.environ.get("AIOCONC_FORCE_SYNC", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# ---------------------------------------------------------------------------
+# Batched hand-off to a loop
+# ---------------------------------------------------------------------------
+
+
+class Inbox:
+    """A thread-safe queue of callbacks run on one loop, woken once per burst."""
+
+    __slots__ = ("_loop", "_items", "_scheduled", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+        self._scheduled = False
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop soon; callable from any thread.
+
+        A closed loop drops the item silently: nothing is waiting on it any more.
+        """
+        self._items.append((fn, args))
+        # Order matters: append first, then look at the flag.  _drain clears the
+        # flag before it pops, so an item appended while the flag was still set
+        # is always seen by the drain that is already scheduled.
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # loop closed
+                self._items.clear()
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        items = self._items
+        while items:
+            fn, args = items.popleft()
+            fn(*args)
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = (
+    weakref.WeakKeyDictionary()
+)
+_inbox_lock = threading.Lock()
+
+
+def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
+    """Return the one :class:`Inbox` of ``loop``, creating it on first use."""
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        with _inbox_lock:
+            inbox = _inboxes.get(loop)
+            if inbox is None:
+                inbox = _inboxes[loop] = Inbox(loop)
+    return inbox
+
+
+# ---------------------------------------------------------------------------
+# The background loop thread (the sync shim)
+# ---------------------------------------------------------------------------
+
+_bg_lock = threading.Lock()
+_bg_loop: asyncio.AbstractEventLoop | None = None
+_bg_thread: threading.Thread | None = None
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """Return aioconc's background loop, starting its daemon thread on first use."""
+    global _bg_loop, _bg_thread
+    loop = _bg_loop
+    if loop is not None:
+        return loop
+    with _bg_lock:
+        if _bg_loop is None:
+            loop = _new_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="aioconc-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _bg_loop, _bg_thread = loop, thread
+        return _bg_loop  # type: ignore[return-value]
+
+
+def is_background_thread() -> bool:
+    """True on the background loop's own thread."""
+    return _bg_thread is not None and threading.current_thread() is _bg_thread
+
+
+def _stop_background_loop() -> None:
+    # Registered with atexit: leave no thread running a loop at interpreter exit.
+    global _bg_loop, _bg_thread
+    loop, thread = _bg_loop, _bg_thread
+    if loop is None or thread is None:
+        return
+    _bg_loop = _bg_thread = None
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:
+        return
+    thread.join(timeout=5)
+    if not thread.is_alive():
+        loop.close()
+
+
+atexit.register(_stop_background_loop)
+
+
+def home_loop() -> asyncio.AbstractEventLoop:
+    """The loop a worker created here lives on: the running loop, else the background one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return background_loop()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def run_on(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    timeout: float | None = None,
+) -> T:
+    """Run ``coro`` on ``loop`` from another thread and return its result.
+
+    Raises ``RuntimeError`` when called on ``loop``'s own thread, where waiting
+    would block the very loop that has to do the work, and ``TimeoutError``
+    (after cancelling the coroutine) when ``timeout`` passes first.
+    """
+    if running_loop() is loop:
+        coro.close()
+        raise RuntimeError("cannot block on the event loop's own thread; await it instead")
+    cf = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return cf.result(timeout)
+    except concurrent.futures.TimeoutError:
+        cf.cancel()
+        raise TimeoutError(f"timed out after {timeout} s") from None

@@ -1,0 +1,94 @@
+"""aioconc: asyncio-native workers and tasks behind one API, in five modes.
+
+``from concurry import X`` becomes ``from aioconc import X``: the names below
+are concurry 0.13.2's public API, plus aioconc's own (``Future``,
+``WorkerHandle``, the exception types, task records).
+"""
+
+from ._enums import ExecutionMode as ExecutionMode
+from ._enums import LoadBalancingAlgorithm as LoadBalancingAlgorithm
+from ._enums import PollingAlgorithm as PollingAlgorithm
+from ._enums import RateLimitAlgorithm as RateLimitAlgorithm
+from ._enums import RateWindow as RateWindow
+from ._enums import RetryAlgorithm as RetryAlgorithm
+from ._enums import ReturnWhen as ReturnWhen
+from ._exceptions import AioconcError as AioconcError
+from ._exceptions import CallTimeoutError as CallTimeoutError
+from ._exceptions import RetryValidationError as RetryValidationError
+from ._exceptions import SerializationError as SerializationError
+from ._exceptions import WorkerCrashedError as WorkerCrashedError
+from ._exceptions import WorkerError as WorkerError
+from ._exceptions import WorkerStartError as WorkerStartError
+from ._exceptions import WorkerStoppedError as WorkerStoppedError
+from ._future import BaseFuture as BaseFuture
+from ._future import Future as Future
+from ._future import SyncFuture as SyncFuture
+from ._future import TaskRecord as TaskRecord
+from ._future import TaskStatus as TaskStatus
+from ._future import wrap_future as wrap_future
+from ._proxy import WorkerHandle as WorkerHandle
+from ._retry_config import RetryConfig as RetryConfig
+from ._timer import Timer as Timer
+from ._timer import TimerError as TimerError
+from ._wait import ALL_COMPLETED as ALL_COMPLETED
+from ._wait import FIRST_COMPLETED as FIRST_COMPLETED
+from ._wait import FIRST_EXCEPTION as FIRST_EXCEPTION
+from ._wait import async_gather as async_gather
+from ._wait import async_wait as async_wait
+from ._wait import gather as gather
+from ._wait import wait as wait
+from ._worker import Worker as Worker
+from ._worker import worker as worker
+from .config import global_config as global_config
+from .config import temp_config as temp_config
+from .limits import CallLimit as CallLimit
+from .limits import Limit as Limit
+from .limits import RateLimit as RateLimit
+from .limits import ResourceLimit as ResourceLimit
+from .progress import ProgressBar as ProgressBar
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "AioconcError",
+    "BaseFuture",
+    "CallLimit",
+    "CallTimeoutError",
+    "ExecutionMode",
+    "Future",
+    "Limit",
+    "LoadBalancingAlgorithm",
+    "PollingAlgorithm",
+    "ProgressBar",
+    "RateLimit",
+    "RateLimitAlgorithm",
+    "RateWindow",
+    "ResourceLimit",
+    "RetryAlgorithm",
+    "RetryConfig",
+    "RetryValidationError",
+    "ReturnWhen",
+    "SerializationError",
+    "SyncFuture",
+    "TaskRecord",
+    "TaskStatus",
+    "Timer",
+    "TimerError",
+    "Worker",
+    "WorkerCrashedError",
+    "WorkerError",
+    "WorkerHandle",
+    "WorkerStartError",
+    "WorkerStoppedError",
+    "async_gather",
+    "async_wait",
+    "gather",
+    "global_config",
+    "temp_config",
+    "wait",
+    "worker",
+    "wrap_future",
+]

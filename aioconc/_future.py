@@ -126,20 +126,37 @@ class _Waiter:
 class _LoopBridge:
     """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
 
-    __slots__ = ("loop", "target")
+    __slots__ = ("cancel_as_error", "loop", "target")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any], cancel_as_error: bool
+    ) -> None:
         self.loop = loop
         self.target = target
+        self.cancel_as_error = cancel_as_error
 
     def __call__(self, future: Future[Any]) -> None:
         if running_loop() is self.loop:
-            _copy_outcome(future, self.target)
+            _copy_outcome(future, self.target, self.cancel_as_error)
         else:
-            inbox_for(self.loop).post(_copy_outcome, future, self.target)
+            inbox_for(self.loop).post(_copy_outcome, future, self.target, self.cancel_as_error)
 
 
-def _copy_outcome(source: Future[Any], target: asyncio.Future[Any]) -> None:
+def _cancel_aio(aio: asyncio.Future[Any]) -> None:
+    # Always a loop turn later: a task cancelled before its first step would
+    # never enter the code that records the cancellation in the future.
+    loop = aio.get_loop()
+    if running_loop() is loop:
+        loop.call_soon(aio.cancel)
+    elif not loop.is_closed():
+        inbox_for(loop).post(aio.cancel)
+
+
+def _copy_outcome(
+    source: Future[Any], target: asyncio.Future[Any], cancel_as_error: bool = False
+) -> None:
+    # cancel_as_error: for ``await future``, a cancelled call must surface as
+    # concurrent.futures.CancelledError, not cancel the task that awaits it.
     if target.done():
         return
     state = source._state
@@ -147,6 +164,8 @@ def _copy_outcome(source: Future[Any], target: asyncio.Future[Any]) -> None:
         target.set_result(source._result)
     elif state is _FAILURE:
         target.set_exception(cast(BaseException, source._exception))
+    elif cancel_as_error:
+        target.set_exception(CancelledError())
     else:
         target.cancel()
 
@@ -165,8 +184,7 @@ class Future(Generic[T]):
         "_result",
         "_exception",
         "_callbacks",
-        "_cancel_hook",
-        "_home",
+        "_aio",
         "_task_id",
         "priority",
         "worker",
@@ -182,12 +200,11 @@ class Future(Generic[T]):
         self._result: Any = None
         self._exception: BaseException | None = None
         self._callbacks: list[Callable[[Future[T]], Any]] | None = None
-        # Called (outside the lock) when a *running* call is cancelled; set by
-        # backends that can really interrupt a call (asyncio tasks).
-        self._cancel_hook: Callable[[], Any] | None = None
-        # The loop that must run for this future to finish, when there is one:
-        # blocking on it from that loop's own thread would deadlock.
-        self._home: asyncio.AbstractEventLoop | None = None
+        # The asyncio task or future that runs this call on some loop, when there
+        # is one: cancel() of a running call cancels it, ``await`` on that loop
+        # awaits it directly, and blocking on it from that loop's own thread
+        # (which would deadlock) is refused.
+        self._aio: asyncio.Future[Any] | None = None
         self._task_id: str | None = None
         self.priority = priority
         self.worker = worker
@@ -258,14 +275,14 @@ class Future(Generic[T]):
         with _lock:
             state = self._state
             if state is _PENDING:
-                hook = None
-            elif state is _STARTED and self._cancel_hook is not None:
-                hook = self._cancel_hook
+                aio = None
+            elif state is _STARTED and self._aio is not None:
+                aio = self._aio
             else:
                 return False
             callbacks = self._finish_locked(_CANCELLED)
-        if hook is not None:
-            hook()
+        if aio is not None:
+            _cancel_aio(aio)
         self._run_callbacks(callbacks)
         return True
 
@@ -320,7 +337,7 @@ class Future(Generic[T]):
 
     # -- asyncio ------------------------------------------------------------
 
-    def as_asyncio_future(self) -> asyncio.Future[T]:
+    def as_asyncio_future(self, *, _cancel_as_error: bool = False) -> asyncio.Future[T]:
         """Return an ``asyncio.Future`` on the running loop that mirrors this one.
 
         Cancelling the returned future cancels this call (as far as
@@ -329,10 +346,10 @@ class Future(Generic[T]):
         loop = asyncio.get_running_loop()
         target: asyncio.Future[T] = loop.create_future()
         if self.done():
-            _copy_outcome(self, target)
+            _copy_outcome(self, target, _cancel_as_error)
             return target
         target.add_done_callback(self._on_target_done)
-        self.add_done_callback(_LoopBridge(loop, target))
+        self.add_done_callback(_LoopBridge(loop, target, _cancel_as_error))
         return target
 
     def _on_target_done(self, target: asyncio.Future[Any]) -> None:
@@ -341,10 +358,28 @@ class Future(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self.done():
-            yield from self.as_asyncio_future().__await__()
+            aio = self._aio
+            if aio is not None and aio.get_loop() is running_loop():
+                # The call runs as a task on this very loop: await that task
+                # directly, with no bridge.  The task puts every outcome of the
+                # call in this future and itself ends normally; if the awaiting
+                # task is cancelled, so is the call.
+                try:
+                    yield from aio.__await__()
+                except asyncio.CancelledError:
+                    self._set_cancelled()
+                    raise
+            else:
+                yield from self.as_asyncio_future(_cancel_as_error=True).__await__()
         return self._outcome()
 
     # -- used by backends ----------------------------------------------------
+
+    @property
+    def _home(self) -> asyncio.AbstractEventLoop | None:
+        """The loop whose task runs this call, if any (blocking on it there deadlocks)."""
+        aio = self._aio
+        return None if aio is None else aio.get_loop()
 
     def _start(self) -> bool:
         """PENDING -> STARTED; False when the call was cancelled and must not run."""
@@ -390,7 +425,6 @@ class Future(Generic[T]):
     def _finish_locked(self, state: TaskStatus) -> list[Callable[[Future[T]], Any]] | None:
         self._state = state
         self.completed_at = time.time()
-        self._cancel_hook = None
         callbacks, self._callbacks = self._callbacks, None
         return callbacks
 
@@ -406,8 +440,8 @@ class Future(Generic[T]):
     def _wait(self, timeout: float | None) -> None:
         if self.done():
             return
-        home = self._home
-        if home is not None and running_loop() is home:
+        aio = self._aio
+        if aio is not None and running_loop() is aio.get_loop():
             raise RuntimeError(
                 "blocking on this future from its worker's event loop would deadlock; "
                 "use 'await future' instead of future.result()"
@@ -503,7 +537,6 @@ def _from_concurrent(cf: concurrent.futures.Future[Any]) -> Future[Any]:
 def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
     fut: Future[Any] = Future()
     loop = af.get_loop()
-    fut._home = loop
 
     def copy(src: asyncio.Future[Any]) -> None:
         if src.cancelled():
@@ -522,8 +555,11 @@ def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
             else:
                 inbox_for(loop).post(af.cancel)
 
-    fut.add_done_callback(cancel_source)
-    af.add_done_callback(copy)
+    if af.done():
+        copy(af)  # already finished: done at once, not a loop turn later
+    else:
+        fut.add_done_callback(cancel_source)
+        af.add_done_callback(copy)
     return fut
 
 

@@ -1,0 +1,217 @@
+"""Asyncio mode: the instance lives on its home loop; ``async def`` methods are tasks.
+
+::
+
+    caller on the home loop ──────────────► _run(call) ──► Task(method(...))
+    caller in another thread ──Inbox.post──► _run(call)      (one wake-up per burst)
+                                             └─ sync method ─► SerialThread (in order)
+
+``async def`` methods of one worker run concurrently on the home loop, and
+``cancel()`` of a running one really cancels its task.  Plain (sync) methods
+run one at a time, in order, on a thread of their own, so a slow sync method
+never blocks the loop or the ``async def`` methods running on it.
+
+The home loop is the loop running where the worker was created, or aioconc's
+background loop when it was created from synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from .._call import Call
+from .._future import Future
+from .._runtime import home_loop, inbox_for, running_loop
+from ._base import Capabilities, WorkerSpec, construct
+from ._thread import SerialThread
+
+__all__ = ["backend"]
+
+log = logging.getLogger("aioconc")
+
+
+# ---------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------
+
+
+class AsyncioWorker:
+    """A worker whose instance lives on its home loop."""
+
+    capabilities = Capabilities(interruptible=True)
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.ready: Future[None] = Future()
+        self.closed: Future[None] = Future()
+        self._spec = spec
+        self._loop = home_loop()
+        self._inbox = inbox_for(self._loop)
+        self._instance: Any = None
+        # The calls running as tasks.  Bookkeeping happens in the task itself
+        # (no done-callback per call); a task cancelled before its first step
+        # leaves a *done* future here, which closing skips.
+        self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
+        self._is_async: dict[str, bool] = {}
+        self._sync: SerialThread | None = None
+        self._closing = False
+        self._abort = False
+        self._on_loop(self._construct)
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def _on_loop(self, fn: Any, *args: Any) -> None:
+        if running_loop() is self._loop:
+            fn(*args)
+        elif self._loop.is_closed():
+            raise RuntimeError("the worker's event loop is closed")
+        else:
+            self._inbox.post(fn, *args)
+
+    def _construct(self) -> None:
+        spec = self._spec
+        try:
+            self._instance = construct(spec.cls, spec.args, spec.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+            self.ready._set_exception(exc)
+            self.closed._set_result(None)
+        else:
+            self.ready._set_result(None)
+
+    # -- calls ---------------------------------------------------------------
+
+    def dispatch(self, call: Call) -> None:
+        if running_loop() is self._loop:
+            self._run(call)
+            return
+        try:
+            self._on_loop(self._run, call)
+        except RuntimeError as exc:
+            call.future._set_exception(exc)
+
+    def _run(self, call: Call) -> None:
+        fut = call.future
+        if self.ready._exception is not None:
+            fut._set_exception(self.ready._exception)
+            return
+        if self._abort or self.closed.done():
+            fut._set_cancelled()
+            return
+        name = call.method
+        is_async = self._is_async.get(name)
+        if is_async is None:
+            is_async = self._is_async[name] = inspect.iscoroutinefunction(
+                getattr(self._instance, name, None)
+            )
+        if not is_async:
+            self._sync_thread().dispatch(call)
+            return
+        if not fut._start():
+            return
+        # The method's coroutine is made inside the task: a task cancelled
+        # before its first step then leaves no coroutine un-awaited.
+        task = self._loop.create_task(self._await(call, fut))
+        self._tasks[fut] = task
+        fut._aio = task
+
+    async def _await(self, call: Call, fut: Future[Any]) -> None:
+        try:
+            result = await getattr(self._instance, call.method)(*call.args, **call.kwargs)
+        except asyncio.CancelledError:
+            fut._set_cancelled()
+        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the call only
+            fut._set_exception(exc)
+        else:
+            fut._set_result(result)
+        finally:
+            del self._tasks[fut]
+            if self._closing:
+                self._maybe_closed()
+
+    def _busy(self) -> bool:
+        return any(not fut.done() for fut in self._tasks)
+
+    def _sync_thread(self) -> SerialThread:
+        if self._sync is None:
+            instance = self._instance
+            # on_stop=None: the worker's own stop() hook runs once, on the loop.
+            self._sync = SerialThread(
+                f"aioconc-{self._spec.name}-sync", lambda: instance, on_stop=None
+            )
+        return self._sync
+
+    # -- closing -------------------------------------------------------------
+
+    def begin_close(self, graceful: bool) -> None:
+        try:
+            self._on_loop(self._begin_close, graceful)
+        except RuntimeError:
+            self.force_close()
+
+    def _begin_close(self, graceful: bool) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if not graceful:
+            self._abort = True
+            for fut, task in list(self._tasks.items()):
+                fut._set_cancelled()
+                task.cancel()
+        if self._sync is not None:
+            self._sync.begin_close(graceful)
+            self._sync.closed.add_done_callback(lambda _: self._on_loop(self._maybe_closed))
+        self._maybe_closed()
+
+    def _maybe_closed(self) -> None:
+        if self.closed.done() or self._busy():
+            return
+        if self._sync is not None and not self._sync.closed.done():
+            return
+        hook = getattr(self._instance, "stop", None)
+        if not callable(hook):
+            self.closed._set_result(None)
+            return
+        try:
+            result = hook()
+        except Exception:
+            log.exception("stop() of the worker raised")
+            result = None
+        if inspect.isawaitable(result):
+            cleanup = asyncio.ensure_future(result, loop=self._loop)
+            cleanup.add_done_callback(lambda _: self.closed._set_result(None))
+        else:
+            self.closed._set_result(None)
+
+    def force_close(self) -> None:
+        self._abort = True
+        for fut, task in list(self._tasks.items()):
+            fut._set_cancelled()
+            try:
+                self._on_loop(task.cancel)
+            except RuntimeError:
+                pass
+        if self._sync is not None:
+            self._sync.force_close()
+        self.closed._set_result(None)
+
+
+# ---------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------
+
+
+class AsyncioBackend:
+    """Starts :class:`AsyncioWorker` s."""
+
+    option_names: frozenset[str] = frozenset()
+    capabilities = AsyncioWorker.capabilities
+
+    def start(self, spec: WorkerSpec) -> AsyncioWorker:
+        return AsyncioWorker(spec)
+
+
+backend = AsyncioBackend()

@@ -1,0 +1,142 @@
+"""The contract every backend implements, and the pieces they share.
+
+A backend module (``_backends/_<mode>.py``) exposes one object, ``backend``,
+with:
+
+* ``option_names`` — the mode-specific options it accepts (anything else given
+  to ``options()`` makes ``init()`` raise ``ValueError``);
+* ``start(spec) -> BackendWorker`` — begins starting one worker and returns at
+  once; ``worker.ready`` finishes when the user's ``__init__`` has run (or
+  fails with its exception).
+
+A :class:`BackendWorker` runs single attempts:
+
+* ``dispatch(call)`` — thread-safe and non-blocking: run ``call`` once and
+  finish ``call.future``.  It is the whole hot path when a worker has no
+  middleware, so backends keep it to a queue put or a loop hand-off;
+* ``begin_close(graceful)`` — stop taking calls; unless ``graceful``, cancel
+  the calls that have not started; finish ``closed`` once everything ended;
+* ``force_close()`` — after the stop timeout: end whatever is still pending
+  (cancel it, terminate what can be terminated), never block.
+
+Differences between modes are capabilities or methods here, never an
+``if mode ==`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._future import Future
+from .._runtime import background_loop, running_loop
+
+if TYPE_CHECKING:
+    from .._call import Call
+    from .._options import Options
+
+__all__ = [
+    "Backend",
+    "BackendWorker",
+    "Capabilities",
+    "WorkerSpec",
+    "construct",
+    "run_coroutine_here",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend's workers can do; read by the front end instead of the mode."""
+
+    needs_pickling: bool = False
+    shares_memory: bool = True
+    interruptible: bool = False  # cancel() can stop a running call
+    blocking_dispatch: bool = False  # dispatch() runs the call before returning (sync)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a backend needs to start one worker."""
+
+    cls: type[Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str
+    options: Options
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendWorker(Protocol):
+    """One running worker of some backend (see the module docstring)."""
+
+    capabilities: Capabilities
+    ready: Future[None]
+    closed: Future[None]
+
+    def dispatch(self, call: Call) -> None: ...
+
+    def begin_close(self, graceful: bool) -> None: ...
+
+    def force_close(self) -> None: ...
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None: ...
+
+
+class Backend(Protocol):
+    """A mode: knows its options and starts workers."""
+
+    option_names: frozenset[str]
+    capabilities: Capabilities
+
+    def start(self, spec: WorkerSpec) -> BackendWorker: ...
+
+
+# ---------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------
+
+_constructing = threading.local()
+
+
+def is_constructing() -> bool:
+    """True while :func:`construct` builds a user instance in this thread."""
+    return getattr(_constructing, "depth", 0) > 0
+
+
+def construct(cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Build the user's instance, bypassing auto-init (``Cls(...)`` returning a handle)."""
+    _constructing.depth = getattr(_constructing, "depth", 0) + 1
+    try:
+        return cls(*args, **kwargs)
+    finally:
+        _constructing.depth -= 1
+
+
+_private_loops = threading.local()
+
+
+def run_coroutine_here(coro: Any) -> Any:
+    """Run an ``async def`` method's coroutine to completion from synchronous code.
+
+    In a thread with no running loop, a private per-thread loop runs it; under a
+    running loop (sync mode called from async code) it runs on the background
+    loop while this thread waits.
+    """
+    if running_loop() is not None:
+        return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
+    loop: asyncio.AbstractEventLoop | None = getattr(_private_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _private_loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
+def close_private_loop() -> None:
+    """Close this thread's private loop, if :func:`run_coroutine_here` made one."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_private_loops, "loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.close()
+    _private_loops.loop = None

@@ -1,0 +1,101 @@
+"""Sync mode: the instance lives in the caller's thread and calls run inline.
+
+There is no loop and no thread: ``dispatch`` runs the method before it
+returns, so the future a call returns is already done.  Exceptions are kept in
+the future and raised by ``result()``; ``SystemExit`` and ``KeyboardInterrupt``
+too, so one bad call does not end the caller's script.  For debugging and tests:
+``AIOCONC_FORCE_SYNC=1`` runs every worker this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+from .._call import Call
+from .._future import Future
+from ._base import Capabilities, WorkerSpec, construct, run_coroutine_here
+
+__all__ = ["backend"]
+
+log = logging.getLogger("aioconc")
+
+
+# ---------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------
+
+
+class SyncWorker:
+    """A worker whose calls run inline in the calling thread."""
+
+    capabilities = Capabilities(blocking_dispatch=True)
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.ready: Future[None] = Future()
+        self.closed: Future[None] = Future()
+        self._instance: Any = None
+        self._closing = False
+        try:
+            self._instance = construct(spec.cls, spec.args, spec.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+            self.ready._set_exception(exc)
+            self.closed._set_result(None)
+        else:
+            self.ready._set_result(None)
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None:
+        return None
+
+    def dispatch(self, call: Call) -> None:
+        fut = call.future
+        if self.ready.done() and self.ready._exception is not None:
+            fut._set_exception(self.ready._exception)
+            return
+        if not fut._start():
+            return
+        try:
+            result = getattr(self._instance, call.method)(*call.args, **call.kwargs)
+            if inspect.isawaitable(result):
+                result = run_coroutine_here(result)
+        except BaseException as exc:  # noqa: BLE001 - kept in the future, raised by result()
+            fut._set_exception(exc)
+        else:
+            fut._set_result(result)
+
+    def begin_close(self, graceful: bool) -> None:
+        if self.closed.done():
+            return
+        hook = getattr(self._instance, "stop", None)
+        if callable(hook):
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    run_coroutine_here(result)
+            except Exception:
+                log.exception("stop() of the worker raised")
+        self.closed._set_result(None)
+
+    def force_close(self) -> None:
+        self.closed._set_result(None)
+
+
+# ---------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------
+
+
+class SyncBackend:
+    """Starts :class:`SyncWorker` s."""
+
+    option_names: frozenset[str] = frozenset()
+    capabilities = SyncWorker.capabilities
+
+    def start(self, spec: WorkerSpec) -> SyncWorker:
+        return SyncWorker(spec)
+
+
+backend = SyncBackend()

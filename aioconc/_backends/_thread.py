@@ -1,0 +1,189 @@
+"""Thread mode: one dedicated OS thread per worker, for the worker's whole life.
+
+::
+
+    caller threads ──dispatch()──► SimpleQueue ──► worker thread
+                                                    runs calls one at a time, in order,
+                                                    finishes each Future in place
+
+The worker thread builds the instance (so thread-bound resources created in
+``__init__``, such as sqlite3 connections, stay usable) and then runs calls in
+submission order.  No event loop is involved: a waiting thread is woken by the
+future's lock, an awaiting loop by one hand-off per burst of completions.
+``async def`` methods run to completion on a private loop of the worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+import threading
+from typing import Any
+
+from .._call import Call
+from .._future import Future
+from ._base import Capabilities, WorkerSpec, close_private_loop, construct, run_coroutine_here
+
+__all__ = ["SerialThread", "backend"]
+
+_STOP = object()
+
+
+# ---------------------------------------------------------------------------
+# The serial executor (also runs asyncio mode's sync methods)
+# ---------------------------------------------------------------------------
+
+
+class SerialThread:
+    """A thread that runs calls on one target object, one at a time, in order.
+
+    ``factory`` builds the target on the thread itself; its failure fails
+    ``ready`` and every call.  A ``SystemExit`` or ``KeyboardInterrupt`` raised
+    by a method fails that call only; the thread keeps serving.
+    """
+
+    def __init__(self, name: str, factory: Any, *, on_stop: str | None = "stop") -> None:
+        self.ready: Future[None] = Future()
+        self.closed: Future[None] = Future()
+        self._factory = factory
+        self._on_stop = on_stop
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._abort = False
+        self._exited = False
+        self._current: Call | None = None
+        self._init_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- the caller's side -----------------------------------------------
+
+    def dispatch(self, call: Call) -> None:
+        self._queue.put(call)
+        if self._exited:
+            # The thread ended between the caller's stopped-check and this put.
+            self._cancel_queued()
+
+    def begin_close(self, graceful: bool) -> None:
+        if not graceful:
+            self._abort = True
+            self._cancel_queued()
+        self._queue.put(_STOP)
+
+    def force_close(self) -> None:
+        # A thread cannot be killed: the running call is cancelled from the
+        # caller's view (its future ends), the thread finishes it and exits.
+        self._abort = True
+        self._cancel_queued()
+        current = self._current
+        if current is not None:
+            current.future._set_cancelled()
+        self._queue.put(_STOP)
+
+    def _cancel_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                self._queue.put(_STOP)
+                return
+            item.future._set_cancelled()
+
+    # -- the worker thread ------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            target = self._factory()
+        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+            self._init_error = exc
+            self.ready._set_exception(exc)
+            self._fail_all(exc)
+            return
+        self.ready._set_result(None)
+        get = self._queue.get
+        while True:
+            call = get()
+            if call is _STOP:
+                break
+            if self._abort:
+                call.future._set_cancelled()
+                continue
+            self._run_one(target, call)
+        self._finish(target)
+
+    def _run_one(self, target: Any, call: Call) -> None:
+        fut = call.future
+        if not fut._start():
+            return  # cancelled before it started: never runs
+        self._current = call
+        try:
+            result = getattr(target, call.method)(*call.args, **call.kwargs)
+            if inspect.isawaitable(result):
+                result = run_coroutine_here(result)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the call only
+            fut._set_exception(exc)
+        else:
+            fut._set_result(result)
+        finally:
+            self._current = None
+
+    def _fail_all(self, exc: BaseException) -> None:
+        self._exited = True
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                item.future._set_exception(exc)
+        self.closed._set_result(None)
+
+    def _finish(self, target: Any) -> None:
+        hook = getattr(target, self._on_stop, None) if self._on_stop else None
+        if callable(hook):
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    run_coroutine_here(result)
+            except BaseException:  # noqa: BLE001 - a failing cleanup must not keep the thread
+                import logging
+
+                logging.getLogger("aioconc").exception("stop() of the worker raised")
+        close_private_loop()
+        self._exited = True
+        self._cancel_queued()
+        self.closed._set_result(None)
+
+
+# ---------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------
+
+
+class ThreadWorker(SerialThread):
+    """A worker whose instance lives on its own thread."""
+
+    capabilities = Capabilities(shares_memory=True)
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        cls, args, kwargs = spec.cls, spec.args, spec.kwargs
+        super().__init__(f"aioconc-{spec.name}", lambda: construct(cls, args, kwargs))
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None:
+        return None
+
+
+class ThreadBackend:
+    """Starts :class:`ThreadWorker` s."""
+
+    option_names: frozenset[str] = frozenset()
+    capabilities = ThreadWorker.capabilities
+
+    def start(self, spec: WorkerSpec) -> ThreadWorker:
+        return ThreadWorker(spec)
+
+
+backend = ThreadBackend()

@@ -1,0 +1,706 @@
+"""The benchmarks behind ``python -m aioconc bench``.
+
+Every figure is measured in one run, on one machine, for aioconc *and* for the
+fastest plain-Python way of doing the same work (the *raw primitive*), and, when
+it is importable, for concurry 0.13.2.  The table reports ratios, because the
+machine is shared and absolute numbers drift; the targets come from SPEC.md §2.
+
+Figures, per mode:
+
+* ``start-up``   create a worker, get the first call's result, stop it (ms);
+* ``burst``      submit N calls to one worker, then collect every result (calls/s);
+* ``round trip`` one call and its ``.result()`` at a time (µs per call);
+* ``awaited``    inside a running loop, ``asyncio.gather`` of N calls (calls/s);
+* ``CPU``        process CPU time used while awaiting a call that sleeps 1 s (s).
+
+Each timing is the best of ``k`` repeats after one warm-up.  A mode is one entry
+of :data:`MODES`: adding ``process`` or ``ray`` means adding its entry (its raw
+primitive, the method it calls and its targets) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import gc
+import importlib
+import math
+import multiprocessing
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import Worker
+
+try:
+    from concurry import Worker as _ConcurryWorker
+except ImportError:  # concurry is optional: its rows are left out
+    _ConcurryWorker = None
+
+__all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "run"]
+
+# Calls and handles are untyped here on purpose: the same timing loops drive
+# aioconc, concurry and the raw primitives, which share no type.
+Handle = Any
+Caller = Callable[[int], Any]
+AwaitedSetup = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[int], Awaitable[Any]]]]
+
+TIMES = "\u00d7"  # the multiplication sign after a ratio
+
+UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
+"""What creating a worker of a mode that is not built (or not installed) raises."""
+
+
+# ---------------------------------------------------------------------------
+# The code under test
+# ---------------------------------------------------------------------------
+
+
+class _Calls:
+    """The methods every benchmark calls; shared by the plain object and the workers."""
+
+    def ping(self, x: int) -> int:
+        """Return ``x``: the cheapest possible call."""
+        return x
+
+    async def aping(self, x: int) -> int:
+        """Return ``x`` from a coroutine."""
+        return x
+
+    def sleep1(self) -> None:
+        """Block for one second (thread mode CPU figure)."""
+        time.sleep(1.0)
+
+    async def asleep1(self) -> None:
+        """Sleep for one second on the loop (asyncio mode CPU figure)."""
+        await asyncio.sleep(1.0)
+
+
+class _AioconcBench(_Calls, Worker):
+    """The benchmark worker, run by aioconc."""
+
+
+if _ConcurryWorker is not None:
+
+    class _ConcurryBench(_Calls, _ConcurryWorker):  # type: ignore[misc]
+        """The same worker, run by concurry."""
+
+
+# ---------------------------------------------------------------------------
+# Subjects: one way of running calls (aioconc, concurry or a raw primitive)
+# ---------------------------------------------------------------------------
+
+
+def _result(future: Any) -> Any:
+    return future.result()
+
+
+@dataclass(frozen=True)
+class Subject:
+    """How to start a handle, turn it into a per-call function, and stop it.
+
+    ``caller(handle)`` returns ``i -> future`` written as user code would write
+    the call (``lambda i: w.ping(i)``), so every subject pays the same overhead
+    for the benchmark's own loop.  ``resolve`` turns what a call returned into
+    its value; ``None`` means calls return values directly (a plain method call).
+    """
+
+    label: str
+    start: Callable[[], Handle]
+    caller: Callable[[Handle], Caller]
+    stop: Callable[[Handle], None]
+    resolve: Callable[[Any], Any] | None = _result
+
+
+def _worker_subject(label: str, cls: Any, mode: str, method: str) -> Subject:
+    """A subject for a concurry-style worker class: ``cls.options(mode=...).init()``."""
+
+    def start() -> Handle:
+        return cls.options(mode=mode).init()
+
+    def caller(w: Handle) -> Caller:
+        return lambda i: getattr(w, method)(i)
+
+    def stop(w: Handle) -> None:
+        w.stop()
+
+    return Subject(label, start, caller, stop)
+
+
+def _direct_subject() -> Subject:
+    """The raw primitive of sync mode: a plain method call."""
+    return Subject(
+        "direct call",
+        start=_Calls,
+        caller=lambda obj: lambda i: obj.ping(i),
+        stop=lambda obj: None,
+        resolve=None,
+    )
+
+
+def _tpe_subject() -> Subject:
+    """The raw primitive of thread mode: ``ThreadPoolExecutor(1)``."""
+
+    def start() -> Handle:
+        return concurrent.futures.ThreadPoolExecutor(1), _Calls()
+
+    def caller(handle: Handle) -> Caller:
+        tpe, obj = handle
+        return lambda i: tpe.submit(obj.ping, i)
+
+    def stop(handle: Handle) -> None:
+        handle[0].shutdown(wait=True)
+
+    return Subject("ThreadPoolExecutor(1)", start, caller, stop)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """A new loop of the kind aioconc's background thread uses (uvloop when installed)."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def _rct_subject() -> Subject:
+    """The raw primitive of asyncio mode from a script: a loop thread fed by
+    ``asyncio.run_coroutine_threadsafe``, one hand-off per call."""
+
+    def start() -> Handle:
+        loop = _new_loop()
+        thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
+        thread.start()
+        return loop, thread, _Calls()
+
+    def caller(handle: Handle) -> Caller:
+        loop, _, obj = handle
+        rct = asyncio.run_coroutine_threadsafe
+        return lambda i: rct(obj.aping(i), loop)
+
+    def stop(handle: Handle) -> None:
+        loop, thread, _ = handle
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    return Subject("run_coroutine_threadsafe", start, caller, stop)
+
+
+def _pipe_child(conn: Any) -> None:
+    """The raw primitive's child process: answer every message, in order, until None."""
+    obj = _Calls()
+    while (x := conn.recv()) is not None:
+        conn.send(obj.ping(x))
+
+
+class _PipeClient:
+    """A raw pipelined ``multiprocessing.Pipe`` to a child: the raw primitive of process mode.
+
+    Calls are sent ahead, at most ``window`` unanswered (more would fill both pipe
+    buffers and deadlock); replies come back in order, so ``result()`` returns the
+    reply to the oldest call not yet collected.  ``call`` returns the client itself.
+    """
+
+    window = 512
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_pipe_child, args=(child,), name="bench-pipe", daemon=True)
+        self.proc.start()
+        child.close()
+        self.unanswered = 0
+        self.ready: collections.deque[Any] = collections.deque()
+
+    def call(self, x: int) -> _PipeClient:
+        """Send one call, first reading a reply when the window is full."""
+        if self.unanswered >= self.window:
+            self.ready.append(self.conn.recv())
+            self.unanswered -= 1
+        self.conn.send(x)
+        self.unanswered += 1
+        return self
+
+    def result(self) -> Any:
+        """The reply to the oldest call not yet collected."""
+        if self.ready:
+            return self.ready.popleft()
+        self.unanswered -= 1
+        return self.conn.recv()
+
+    def close(self) -> None:
+        """Stop the child and wait for it."""
+        self.conn.send(None)
+        self.proc.join()
+        self.conn.close()
+
+
+def _pipe_subject() -> Subject:
+    return Subject(
+        "multiprocessing.Pipe",
+        start=_PipeClient,
+        caller=lambda client: lambda i: client.call(i),
+        stop=lambda client: client.close(),
+    )
+
+
+# -- awaited, inside a running loop -------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _aioconc_awaited(mode: str, method: str) -> AsyncIterator[Callable[[int], Any]]:
+    async with _AioconcBench.options(mode=mode).init() as w:
+        yield lambda i: getattr(w, method)(i)
+
+
+@contextlib.asynccontextmanager
+async def _bare_coroutines() -> AsyncIterator[Callable[[int], Any]]:
+    obj = _Calls()
+    yield lambda i: obj.aping(i)
+
+
+@contextlib.asynccontextmanager
+async def _run_in_executor() -> AsyncIterator[Callable[[int], Any]]:
+    obj = _Calls()
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ThreadPoolExecutor(1) as tpe:
+        yield lambda i: loop.run_in_executor(tpe, obj.ping, i)
+
+
+# ---------------------------------------------------------------------------
+# Targets, modes
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on a row's ratio (or, when ``absolute``, on its aioconc value)."""
+
+    op: Literal[">=", "<="]
+    value: float
+    absolute: bool = False
+
+    def met(self, x: float) -> bool:
+        """True when ``x`` satisfies the bound."""
+        return x >= self.value if self.op == ">=" else x <= self.value
+
+    def __str__(self) -> str:
+        sign = "≥" if self.op == ">=" else "≤"
+        return f"{sign} {self.value:g} s" if self.absolute else f"{sign} {self.value:g}{TIMES}"
+
+
+@dataclass(frozen=True)
+class ModeEntry:
+    """Everything the benchmark needs to know about one mode.
+
+    ``method`` is what burst, round trip and awaited call; ``raw`` is the raw
+    primitive; ``raw_awaited`` the raw primitive inside a running loop;
+    ``cpu_method`` a method that takes one second; ``targets`` maps
+    ``"figure/baseline"`` (baseline ``raw`` or ``concurry``; ``cpu/-``) to a bound.
+    """
+
+    mode: str
+    method: str
+    raw: Callable[[], Subject]
+    raw_awaited: tuple[str, AwaitedSetup] | None = None
+    cpu_method: str | None = None
+    concurry_mode: str | None = None
+    targets: Mapping[str, Target] = field(default_factory=dict)
+
+
+CPU_TARGET = Target("<=", 0.02, absolute=True)
+
+MODES: tuple[ModeEntry, ...] = (
+    ModeEntry(
+        "sync",
+        method="ping",
+        raw=_direct_subject,
+        concurry_mode="sync",
+        targets={
+            "burst/concurry": Target(">=", 3.0),
+            "round trip/concurry": Target("<=", round(1 / 3, 2)),
+        },
+    ),
+    ModeEntry(
+        "asyncio",
+        method="aping",
+        raw=_rct_subject,
+        raw_awaited=("asyncio.gather(coroutines)", _bare_coroutines),
+        cpu_method="asleep1",
+        concurry_mode="asyncio",
+        targets={
+            "burst/raw": Target(">=", 2.0),
+            "awaited/raw": Target(">=", 0.5),
+            "cpu/-": CPU_TARGET,
+        },
+    ),
+    ModeEntry(
+        "thread",
+        method="ping",
+        raw=_tpe_subject,
+        raw_awaited=("run_in_executor(TPE(1))", _run_in_executor),
+        cpu_method="sleep1",
+        concurry_mode="thread",
+        targets={
+            "burst/raw": Target(">=", 1.0),
+            "burst/concurry": Target(">=", 4.0),
+            "round trip/raw": Target("<=", 1.5),
+            "cpu/-": CPU_TARGET,
+        },
+    ),
+    ModeEntry(
+        "process",
+        method="ping",
+        raw=_pipe_subject,
+        cpu_method="sleep1",
+        concurry_mode="process",
+        targets={
+            "start-up/concurry": Target("<=", 0.5),
+            "burst/raw": Target(">=", 0.5),
+            "burst/concurry": Target(">=", 20.0),
+            "round trip/raw": Target("<=", 2.0),
+            "cpu/-": CPU_TARGET,
+        },
+    ),
+)
+
+
+# ---------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one run.  ``quick()`` is the smoke-test size."""
+
+    n: int = 20_000
+    repeats: int = 3
+    concurry_n: int = 4_000
+    modes: tuple[str, ...] = tuple(m.mode for m in MODES)
+    concurry: bool = True
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> BenchConfig:
+        """A run of a few seconds, for smoke tests."""
+        return cls(**{"n": 1_000, "repeats": 1, "concurry_n": 300, **overrides})
+
+
+def _startup(subject: Subject) -> float:
+    t0 = time.perf_counter()
+    handle = subject.start()
+    value = subject.caller(handle)(0)
+    if subject.resolve is not None:
+        subject.resolve(value)
+    subject.stop(handle)
+    return time.perf_counter() - t0
+
+
+def _burst(subject: Subject, call: Caller, n: int) -> float:
+    resolve = subject.resolve
+    t0 = time.perf_counter()
+    futures = [call(i) for i in range(n)]
+    if resolve is not None:
+        for f in futures:
+            resolve(f)
+    return time.perf_counter() - t0
+
+
+def _round_trip(subject: Subject, call: Caller, n: int) -> float:
+    resolve = subject.resolve
+    t0 = time.perf_counter()
+    if resolve is None:
+        for i in range(n):
+            call(i)
+    else:
+        for i in range(n):
+            resolve(call(i))
+    return time.perf_counter() - t0
+
+
+def _check(subject: Subject, call: Caller) -> float:
+    """Fail loudly when the subject returns wrong values: a fast wrong answer is no answer."""
+    values = [call(i) for i in range(100)]
+    if subject.resolve is not None:
+        values = [subject.resolve(v) for v in values]
+    if values != list(range(100)):
+        raise AssertionError(f"{subject.label} returned wrong results: {values[:5]}...")
+    return 0.0
+
+
+@dataclass
+class Measured:
+    """What one subject measured (values in the rows' units), or why it could not."""
+
+    label: str
+    startup_ms: float = math.nan
+    burst_per_s: float = math.nan
+    round_trip_us: float = math.nan
+    error: str | None = None
+
+
+def _interleaved(
+    fns: Sequence[Callable[[], float]], repeats: int, out: Sequence[Measured]
+) -> list[float]:
+    """Time each function once to warm up, then ``repeats`` times, in turns.
+
+    Taking turns (a, b, c, a, b, c, ...) spreads the machine's drift over every
+    subject alike, so the ratios stay fair on a noisy machine.  Returns the best
+    time of each; a function that raises gets NaN and its error in ``out``.
+    """
+    best = [math.inf] * len(fns)
+    for rep in range(repeats + 1):
+        for i, fn in enumerate(fns):
+            if out[i].error is not None:
+                continue
+            gc.collect()
+            try:
+                dt = fn()
+            except Exception as exc:  # shown in the table, never hidden
+                out[i].error = f"{out[i].label} failed: {type(exc).__name__}: {exc}"
+                continue
+            if rep:
+                best[i] = min(best[i], dt)
+    return [math.nan if b == math.inf else b for b in best]
+
+
+def measure(subjects: Sequence[tuple[Subject, int]], repeats: int) -> list[Measured]:
+    """Measure start-up, burst and round trip of each ``(subject, n)``, interleaved.
+
+    Burst submits ``n`` calls; round trip makes ``max(10, n // 10)``.
+    """
+    out = [Measured(s.label) for s, _ in subjects]
+    startups = _interleaved(
+        [functools.partial(_startup, s) for s, _ in subjects], max(repeats, 3), out
+    )
+    handles: list[Any] = []
+    try:
+        for s, _ in subjects:
+            handles.append(s.start())
+        calls = [s.caller(h) for (s, _), h in zip(subjects, handles)]
+        _interleaved(
+            [functools.partial(_check, s, c) for (s, _), c in zip(subjects, calls)], 0, out
+        )
+        bursts = _interleaved(
+            [functools.partial(_burst, s, c, n) for (s, n), c in zip(subjects, calls)], repeats, out
+        )
+        rts = [max(10, n // 10) for _, n in subjects]
+        trips = _interleaved(
+            [functools.partial(_round_trip, s, c, k) for (s, _), c, k in zip(subjects, calls, rts)],
+            repeats,
+            out,
+        )
+    finally:
+        for (s, _), h in zip(subjects, handles):
+            s.stop(h)
+    for m, (_, n), st, b, rt, k in zip(out, subjects, startups, bursts, trips, rts):
+        m.startup_ms, m.burst_per_s, m.round_trip_us = 1e3 * st, n / b, 1e6 * rt / k
+    return out
+
+
+async def _awaited(setups: Sequence[AwaitedSetup], n: int, repeats: int) -> list[float]:
+    """Calls/s of ``await asyncio.gather(...)`` over ``n`` calls for each setup, in turns."""
+    best = [math.inf] * len(setups)
+    async with contextlib.AsyncExitStack() as stack:
+        calls = [await stack.enter_async_context(setup()) for setup in setups]
+        for rep in range(repeats + 1):
+            for i, call in enumerate(calls):
+                gc.collect()
+                t0 = time.perf_counter()
+                values = await asyncio.gather(*(call(j) for j in range(n)))
+                dt = time.perf_counter() - t0
+                if values[-1] != n - 1:
+                    raise AssertionError(f"wrong results from {setups[i]}: {values[-5:]}")
+                if rep:
+                    best[i] = min(best[i], dt)
+    return [n / b for b in best]
+
+
+async def _cpu_awaiting(entry: ModeEntry) -> float:
+    """Process CPU seconds used while awaiting one call of ``entry.cpu_method`` (1 s)."""
+    async with _AioconcBench.options(mode=entry.mode).init() as w:
+        await getattr(w, entry.method)(0)  # warm up: the first call pays for set-up
+        t0 = time.process_time()
+        await getattr(w, str(entry.cpu_method))()
+        return time.process_time() - t0
+
+
+# ---------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------
+
+UNITS = {"start-up": "ms", "burst": "calls/s", "round trip": "µs", "awaited": "calls/s"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: an aioconc figure against one baseline."""
+
+    mode: str
+    figure: str
+    unit: str
+    ours: float
+    baseline_label: str = ""
+    baseline: float = math.nan
+    target: Target | None = None
+    note: str = ""
+    failed: bool = False  # aioconc itself failed to produce the figure
+
+    @property
+    def name(self) -> str:
+        """``"<mode> <figure>"``, e.g. ``"thread burst"``."""
+        return f"{self.mode} {self.figure}"
+
+    @property
+    def ratio(self) -> float:
+        """aioconc ÷ baseline, in the figure's unit (NaN without a baseline)."""
+        if math.isnan(self.baseline) or self.baseline == 0:
+            return math.nan
+        return self.ours / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target is met; None when there is no target or no number."""
+        if self.target is None:
+            return None
+        x = self.ours if self.target.absolute else self.ratio
+        return None if math.isnan(x) else self.target.met(x)
+
+
+def _rows_for(
+    entry: ModeEntry, ours: Measured, baselines: Sequence[tuple[str, Measured]]
+) -> Iterator[Row]:
+    """Start-up, burst and round trip rows: aioconc against each ``(kind, baseline)``."""
+    figures = (
+        ("start-up", "startup_ms"),
+        ("burst", "burst_per_s"),
+        ("round trip", "round_trip_us"),
+    )
+    for figure, attr in figures:
+        for kind, base in baselines:
+            yield Row(
+                entry.mode,
+                figure,
+                UNITS[figure],
+                getattr(ours, attr),
+                base.label,
+                getattr(base, attr),
+                entry.targets.get(f"{figure}/{kind}"),
+                note=ours.error or base.error or "",
+                failed=ours.error is not None,
+            )
+
+
+def _measure_mode(entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None]) -> list[Row]:
+    ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method)
+    try:
+        ours.stop(ours.start())
+    except UNAVAILABLE as exc:
+        log(f"{entry.mode}: skipped, not available ({type(exc).__name__}: {exc})")
+        return []
+    raw = entry.raw()
+    subjects = [(ours, cfg.n), (raw, cfg.n)]
+    if cfg.concurry and _ConcurryWorker is not None and entry.concurry_mode is not None:
+        theirs = _worker_subject("concurry", _ConcurryBench, entry.concurry_mode, entry.method)
+        subjects.append((theirs, cfg.concurry_n))
+    log(f"{entry.mode}: start-up, burst, round trip: {', '.join(s.label for s, _ in subjects)}")
+    measured = measure(subjects, cfg.repeats)
+    rows = list(_rows_for(entry, measured[0], list(zip(("raw", "concurry"), measured[1:]))))
+    if entry.raw_awaited is not None:
+        label, raw_setup = entry.raw_awaited
+        log(f"{entry.mode}: awaited, against {label}")
+        setup = functools.partial(_aioconc_awaited, entry.mode, entry.method)
+        mine, base = asyncio.run(_awaited([setup, raw_setup], cfg.n, cfg.repeats))
+        target = entry.targets.get("awaited/raw")
+        rows.append(Row(entry.mode, "awaited", UNITS["awaited"], mine, label, base, target))
+    if entry.cpu_method is not None:
+        log(f"{entry.mode}: CPU while awaiting a 1 s call")
+        cpu = asyncio.run(_cpu_awaiting(entry))
+        target = entry.targets.get("cpu/-")
+        rows.append(Row(entry.mode, "CPU awaiting 1 s", "s", cpu, target=target))
+    return rows
+
+
+def run(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> list[Row]:
+    """Measure every mode named in ``cfg`` and return the table's rows."""
+    rows: list[Row] = []
+    for entry in MODES:
+        if entry.mode in cfg.modes:
+            rows.extend(_measure_mode(entry, cfg, log))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+def _fmt(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if unit == "calls/s":
+        return f"{value:,.0f}/s"
+    if unit == "µs":
+        return f"{value:.1f} µs"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:.4f} s"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """Render rows as a Markdown table (it pastes into the README as it is)."""
+    header = ("figure", "aioconc", "baseline", "ratio", "target", "ok")
+    lines = [header]
+    for r in rows:
+        baseline = f"{r.baseline_label} {_fmt(r.baseline, r.unit)}" if r.baseline_label else "—"
+        ratio = "—" if math.isnan(r.ratio) else f"{r.ratio:.2f}{TIMES}"
+        ok = {None: "", True: "✓", False: "✗"}[r.met]
+        lines.append(
+            (r.name, _fmt(r.ours, r.unit), baseline, ratio, str(r.target or ""), ok),
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def render(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    out = [render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(render(line) for line in lines[1:])
+    notes = [f"{r.name}: {r.note}" for r in rows if r.note]
+    out.append("")
+    out.append("ratio = aioconc ÷ baseline in the figure's unit (calls/s: higher is better;")
+    out.append("ms and µs: lower is better). Best of k runs after a warm-up.")
+    out.extend(dict.fromkeys(notes))
+    return "\n".join(out)
+
+
+def plot(rows: Sequence[Row], path: str) -> bool:
+    """Save a bar chart of the ratios to ``path``; False when matplotlib is missing."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    shown = [r for r in rows if not math.isnan(r.ratio)]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(shown) + 1))
+    labels = [f"{r.name} vs {r.baseline_label}" for r in shown]
+    colors = [{True: "tab:green", False: "tab:red", None: "tab:gray"}[r.met] for r in shown]
+    ax.barh(labels, [r.ratio for r in shown], color=colors)
+    for y, r in enumerate(shown):
+        if r.target is not None:
+            ax.plot([r.target.value] * 2, [y - 0.4, y + 0.4], color="black")
+    ax.axvline(1.0, color="gray", linewidth=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio aioconc ÷ baseline (black tick: target)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,96 @@
+"""The middleware chain: policy stages folded once around a backend's attempt.
+
+The path of one call::
+
+    handle.method(*args)            _proxy.py   Call + Future
+       │
+       ├─ chain is None ─────────► backend.dispatch(call)        the fast path
+       │
+       └─ ChainRunner.dispatch ──► home loop: Task(chain(call))
+                                      queue ─► limits ─► retry ─► timeout ─► attempt
+                                                                             │
+                                              backend.dispatch(call.attempt()) ◄┘
+
+A stage is a factory ``make(next) -> handler`` where ``handler`` is
+``async def (call) -> value`` and awaits ``next(call)`` (or not).  Stages that
+a worker's options switch off are simply absent: a worker with no retries,
+limits, queue bound or timeout has no chain at all and its calls go straight to
+the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._runtime import inbox_for, running_loop
+
+if TYPE_CHECKING:
+    from ._backends._base import BackendWorker
+    from ._call import Call
+
+__all__ = ["ChainRunner", "Handler", "Stage", "attempt_handler", "build_chain"]
+
+Handler = Callable[["Call"], Awaitable[Any]]
+Stage = Callable[[Handler], Handler]
+
+
+def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
+    """Fold ``stages`` (outermost first) around ``terminal``; None when there are none."""
+    if not stages:
+        return None
+    handler = terminal
+    for make in reversed(stages):
+        handler = make(handler)
+    return handler
+
+
+def attempt_handler(worker: BackendWorker) -> Handler:
+    """The chain's innermost handler: one attempt on ``worker``, with a fresh future."""
+
+    async def attempt(call: Call) -> Any:
+        one = call.attempt()
+        call.future.attempts += 1
+        worker.dispatch(one)
+        return await one.future
+
+    return attempt
+
+
+class ChainRunner:
+    """Runs each call's chain as a task on the worker's home loop."""
+
+    __slots__ = ("_chain", "_inbox", "_loop")
+
+    def __init__(self, chain: Handler, loop: asyncio.AbstractEventLoop) -> None:
+        self._chain = chain
+        self._loop = loop
+        self._inbox = inbox_for(loop)
+
+    def dispatch(self, call: Call) -> None:
+        """Start ``call``'s chain on the home loop; thread-safe and non-blocking."""
+        if running_loop() is self._loop:
+            self._start(call)
+        else:
+            self._inbox.post(self._start, call)
+
+    def _start(self, call: Call) -> None:
+        fut = call.future
+        if not fut._start():
+            return
+        fut.attempts = 0
+        task = self._loop.create_task(self._run(call))
+        task.add_done_callback(lambda t: fut._set_cancelled() if t.cancelled() else None)
+        fut._aio = task
+
+    async def _run(self, call: Call) -> None:
+        fut = call.future
+        try:
+            result = await self._chain(call)
+        except asyncio.CancelledError:
+            fut._set_cancelled()
+        except BaseException as exc:  # noqa: BLE001 - every outcome ends in the future
+            fut._set_exception(exc)
+        else:
+            fut._set_result(result)

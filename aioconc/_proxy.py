@@ -1,0 +1,213 @@
+"""The handle a user holds: method calls become futures, plus the lifecycle.
+
+``handle.method`` is looked up once per name (``__getattr__`` is the only
+dynamic attribute access in aioconc; the bound caller it builds is cached on the
+handle, so later look-ups are ordinary attribute reads).  Calling it builds a
+:class:`~aioconc._call.Call` and hands it to the chain, or straight to the
+backend when the worker has no middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import weakref
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from ._call import Call
+from ._chain import ChainRunner, Handler
+from ._exceptions import WorkerStoppedError
+from ._future import Future
+from ._runtime import running_loop
+
+if TYPE_CHECKING:
+    from ._backends._base import BackendWorker
+    from ._options import Options
+
+__all__ = ["BoundMethod", "WorkerHandle"]
+
+_MISSING = object()
+_names = itertools.count(1)
+
+
+def worker_name(cls: type[Any]) -> str:
+    """A readable, unique name for a new worker of ``cls``."""
+    return f"{cls.__name__}-{next(_names)}"
+
+
+class BoundMethod:
+    """``handle.method``: calling it submits one call and returns its future.
+
+    With ``blocking=True`` the call waits and returns the value (or raises).
+    Raises ``WorkerStoppedError`` (a ``RuntimeError``) after ``stop()``.
+    """
+
+    __slots__ = ("_handle", "_name", "_priority")
+
+    def __init__(self, handle: WorkerHandle, name: str, priority: int) -> None:
+        self._handle = handle
+        self._name = name
+        self._priority = priority
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        handle = self._handle
+        if handle._stopped:
+            raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
+        fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
+        handle._dispatch(Call(self._name, args, kwargs, fut))
+        if handle._blocking:
+            return fut.result()
+        return fut
+
+    def __repr__(self) -> str:
+        return f"<method {self._name} of {self._handle._name}>"
+
+
+class WorkerHandle:
+    """A started worker: call its methods, then ``stop()`` it (or use ``with``).
+
+    Every method call returns a :class:`~aioconc.Future` (the value itself with
+    ``blocking=True``).  ``async with`` waits for ``__init__`` on entry and
+    drains in-flight calls on exit.
+    """
+
+    def __init__(
+        self,
+        cls: type[Any] | None,
+        name: str,
+        options: Options,
+        worker: BackendWorker,
+        chain: Handler | None,
+    ) -> None:
+        self._cls = cls
+        self._name = name
+        self._options = options
+        self._worker = worker
+        self._stopped = False
+        self._blocking = options.blocking
+        if chain is None:
+            self._dispatch: Callable[[Call], None] = worker.dispatch
+        else:
+            loop = worker.home or _home_for_chain()
+            self._dispatch = ChainRunner(chain, loop).dispatch
+        # A handle dropped without stop() still lets its worker finish what it
+        # was given and end: no thread or process outlives the last reference.
+        self._finalizer = weakref.finalize(self, worker.begin_close, True)
+
+    # -- method access ------------------------------------------------------
+
+    def __getattr__(self, name: str) -> BoundMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        # No class: every name is a method (aioconc.testing's fake workers).
+        attr = getattr(self._cls, name, _MISSING) if self._cls is not None else len
+        if attr is _MISSING:
+            raise AttributeError(f"{self._cls.__name__} has no method {name!r}")
+        if not callable(attr):
+            raise AttributeError(f"{self._cls.__name__}.{name} is not a method")
+        method = BoundMethod(self, name, self._options.priority)
+        self.__dict__[name] = method  # later look-ups skip __getattr__
+        return method
+
+    # -- resolved options --------------------------------------------------
+
+    @property
+    def blocking(self) -> bool:
+        """Whether calls return values instead of futures."""
+        return self._blocking
+
+    @property
+    def max_queued_tasks(self) -> int | None:
+        """The in-flight cap per worker (None: unbounded)."""
+        return self._options.max_queued_tasks
+
+    @property
+    def unwrap_futures(self) -> bool:
+        """Whether futures passed as arguments are replaced by their results."""
+        return self._options.unwrap_futures
+
+    @property
+    def mode(self) -> str:
+        """The execution mode's name."""
+        return self._options.mode.name
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def ready(self) -> Future[None]:
+        """Finishes when the worker's ``__init__`` has run (fails with its exception)."""
+        return self._worker.ready
+
+    def stop(self, timeout: float | None = None, *, graceful: bool = False) -> None:
+        """Stop the worker; idempotent.
+
+        Calls that have not started are cancelled (with ``graceful=True`` they
+        run first).  The running call gets up to ``timeout`` seconds (default:
+        the ``stop_timeout`` option) to finish; whatever is still pending then
+        is cancelled.  Later calls raise ``WorkerStoppedError``.  On the
+        worker's own event loop this cannot wait: use ``await astop()``.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._finalizer.detach()
+        worker = self._worker
+        worker.begin_close(graceful)
+        if worker.closed.done():
+            return
+        if worker.home is not None and running_loop() is worker.home:
+            if not graceful:
+                worker.force_close()
+            return
+        wait = self._options.stop_timeout if timeout is None else timeout
+        try:
+            worker.closed.result(wait)
+        except TimeoutError:
+            worker.force_close()
+
+    async def astop(self, timeout: float | None = None, *, graceful: bool = True) -> None:
+        """Stop the worker without blocking the loop; drains in-flight calls first.
+
+        Waits up to ``timeout`` seconds (default: ``stop_timeout``), then
+        cancels whatever is still pending.  Idempotent.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._finalizer.detach()
+        worker = self._worker
+        worker.begin_close(graceful)
+        wait = self._options.stop_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.closed.as_asyncio_future()), wait)
+        except (TimeoutError, asyncio.TimeoutError):
+            worker.force_close()
+
+    def __enter__(self) -> WorkerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop(graceful=True)
+
+    async def __aenter__(self) -> WorkerHandle:
+        await self._worker.ready
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.astop()
+
+    def __await__(self) -> Generator[Any, None, WorkerHandle]:
+        """``await handle`` waits for ``__init__`` and returns the handle."""
+        yield from self._worker.ready.__await__()
+        return self
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else ("ready" if self.ready.done() else "starting")
+        return f"<{type(self).__name__} {self._name} mode={self.mode} {state}>"
+
+
+def _home_for_chain() -> asyncio.AbstractEventLoop:
+    from ._runtime import home_loop
+
+    return home_loop()

@@ -1,0 +1,110 @@
+"""The command line and the README run end to end.
+
+``python -m aioconc demo`` and ``python -m aioconc bench --quick`` run in a
+subprocess; every ``python`` block of the README runs too, and ``.ci/run`` runs
+the README's test command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE_MODES = ("sync", "asyncio", "thread")
+
+
+def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m aioconc ARGS`` from the project root and capture its output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    env.pop("AIOCONC_FORCE_SYNC", None)  # the demo must show the real modes
+    return subprocess.run(
+        [sys.executable, "-m", "aioconc", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def readme_python_blocks() -> list[str]:
+    """The README's ```python blocks, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
+def test_readme_example_runs(index: int) -> None:
+    code = readme_python_blocks()[index]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Outputs promised in comments (`print(x)  # value`) are what the code prints.
+    promised = re.findall(r"print\(.*\)\s+# (.+)$", code, re.MULTILINE)
+    assert proc.stdout.splitlines() == [p.strip() for p in promised]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"^pip install -e '\.\[test\]' && (.+)$", readme, re.MULTILINE)
+    assert command, "the README's quick start has no test command"
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command.group(1).strip() in (line.strip() for line in ci_lines)
+
+
+def test_help_lists_both_commands() -> None:
+    proc = run_cli("--help", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout
+    assert "bench" in proc.stdout
+
+
+def test_demo_shows_every_core_mode() -> None:
+    proc = run_cli("demo", timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for mode in CORE_MODES:
+        row = re.search(rf"^{mode}\s+\|\s+(\d+)\s+\|\s+(.+?)\s+\|\s+42\s+\|", out, re.MULTILINE)
+        assert row, f"no row for {mode!r} in:\n{out}"
+    # sync runs in the caller's thread; thread mode on a thread of its own.
+    sync_thread = re.search(r"^sync\s+\|\s+\d+\s+\|\s+(.+?)\s+\|", out, re.MULTILINE)
+    thread_thread = re.search(r"^thread\s+\|\s+\d+\s+\|\s+(.+?)\s+\|", out, re.MULTILINE)
+    assert sync_thread, out
+    assert sync_thread.group(1) == "MainThread"
+    assert thread_thread, out
+    assert thread_thread.group(1) != "MainThread"
+    # process and ray either ran or were skipped with a note.
+    for mode in ("process", "ray"):
+        assert re.search(rf"^{mode}\s+\|", out, re.MULTILINE) or f"{mode}: skipped" in out, out
+    assert "await w.awhere(21)" in out
+    assert "status=SUCCESS" in out
+
+
+@pytest.mark.slow
+def test_bench_quick_measures_every_core_mode() -> None:
+    proc = run_cli("bench", "--quick", timeout=110)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for mode in CORE_MODES:
+        for figure in ("start-up", "burst", "round trip"):
+            row = re.search(rf"^\| {mode} {figure}\s+\| ([^|]+)\|", out, re.MULTILINE)
+            assert row, f"no {mode} {figure} row in:\n{out}"
+            assert "n/a" not in row.group(1), row.group(0)
+    for name in ("asyncio awaited", "thread awaited", "asyncio CPU", "thread CPU"):
+        assert re.search(rf"^\| {name}", out, re.MULTILINE), f"no {name} row in:\n{out}"
+    assert "ratio" in out

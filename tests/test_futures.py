@@ -1,0 +1,202 @@
+"""CONFORMANCE "Futures" (64-83), with futures made by workers in every mode."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from aioconc import BaseFuture, Future, SyncFuture, worker, wrap_future
+from aioconc._proxy import WorkerHandle
+
+from ._workers import Counter
+
+worker(Counter)
+
+
+@pytest.fixture
+def handle(worker_mode: str) -> Any:
+    with Counter.options(mode=worker_mode).init() as h:  # type: ignore[attr-defined]
+        yield h
+
+
+def blocked(handle: WorkerHandle, worker_mode: str, gate: threading.Event, value: Any = 1) -> Any:
+    method = handle.await_for if worker_mode == "asyncio" else handle.wait_for
+    return method(gate, value)
+
+
+def test_result_timeout_then_later_completion(
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+) -> None:
+    if worker_mode == "sync":
+        pytest.skip("sync futures are done at once")
+    fut = blocked(handle, worker_mode, gate, "later")
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=0.05)
+    gate.set()
+    assert fut.result(10) == "later"
+
+
+def test_cancelled_future_raises_cancelled_error(
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+) -> None:
+    if worker_mode == "sync":
+        pytest.skip("sync futures are done at once")
+    first = blocked(handle, worker_mode, gate)
+    second = handle.record("never") if worker_mode == "threads" else first
+    assert second.cancel()
+    assert second.cancelled() and second.done()
+    with pytest.raises(concurrent.futures.CancelledError):
+        second.result()
+    with pytest.raises(concurrent.futures.CancelledError):
+        second.exception()
+    assert second.record().status == "CANCELLED"
+    gate.set()
+    assert handle.inc().result(10) == 1  # later calls still complete
+    if worker_mode == "threads":
+        assert handle.record("after").result(10) == ["after"]  # "never" never ran
+
+
+def test_done_after_success_and_failure_and_cancel_false_when_done(
+    handle: WorkerHandle,
+) -> None:
+    ok, bad = handle.inc(), handle.fail()
+    ok.result(10)
+    bad.exception(10)
+    assert ok.done() and bad.done()
+    assert not ok.cancel() and not ok.cancelled()
+    assert not bad.cancel() and not bad.cancelled()
+
+
+def test_running_is_true_while_the_call_executes(
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+) -> None:
+    if worker_mode == "sync":
+        pytest.skip("sync futures are done at once")
+    fut = blocked(handle, worker_mode, gate)
+    started = threading.Event()
+    # The call starts asynchronously: wait for the STARTED state by event, not by sleeping.
+    deadline = time.monotonic() + 10
+    while not fut.running() and time.monotonic() < deadline:
+        started.wait(0.001)
+    assert fut.running()
+    gate.set()
+    fut.result(10)
+    assert not fut.running()
+
+
+def test_running_call_cancel_returns_false_or_interrupts(
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+) -> None:
+    if worker_mode == "sync":
+        pytest.skip("sync futures are done at once")
+    fut = blocked(handle, worker_mode, gate)
+    while not fut.running():
+        gate.wait(0.001)
+    cancelled = fut.cancel()
+    assert cancelled == (worker_mode == "asyncio")  # only asyncio tasks can be interrupted
+    gate.set()
+    assert handle.inc().result(10) == 1
+
+
+def test_done_callback_called_once_with_the_future(handle: WorkerHandle) -> None:
+    seen: list[Any] = []
+    fired = threading.Event()
+    fut = handle.inc()
+
+    def callback(f: Any) -> None:
+        seen.append(f)
+        fired.set()
+
+    fut.add_done_callback(callback)
+    assert fired.wait(10)
+    fut.result()
+    late: list[Any] = []
+    fut.add_done_callback(late.append)  # already done: called at once
+    assert seen == [fut] and late == [fut]
+
+
+def test_setters_are_not_supported_and_uuid_is_a_string(handle: WorkerHandle) -> None:
+    fut = handle.inc()
+    for call in (lambda: fut.set_result(1), lambda: fut.set_exception(ValueError()),
+                 fut.set_running_or_notify_cancel):
+        with pytest.raises(NotImplementedError):
+            call()
+    assert isinstance(fut.uuid, str) and fut.uuid == fut.task_id
+    assert fut.uuid != handle.inc().uuid
+
+
+@pytest.mark.anyio
+async def test_await_future(handle: WorkerHandle) -> None:
+    assert await handle.inc() == 1
+    with pytest.raises(ValueError):
+        await handle.fail()
+    aio = handle.inc().as_asyncio_future()
+    assert isinstance(aio, asyncio.Future)
+    assert await aio == 2
+
+
+@pytest.mark.anyio
+async def test_awaiting_a_long_call_uses_little_cpu(worker_mode: str) -> None:
+    if worker_mode == "sync":
+        pytest.skip("sync calls run inline")
+    gate = threading.Event()
+    with Counter.options(mode=worker_mode).init() as handle:  # type: ignore[attr-defined]
+        fut = blocked(handle, worker_mode, gate, "slept")
+        timer = threading.Timer(1.0, gate.set)
+        timer.start()
+        cpu = time.process_time()
+        assert await fut == "slept"
+        assert time.process_time() - cpu < 0.1
+
+
+def test_wrap_future_forms() -> None:
+    mine: Future[int] = SyncFuture(result_value=1)
+    assert wrap_future(mine) is mine
+    cf: concurrent.futures.Future[int] = concurrent.futures.Future()
+    wrapped = wrap_future(cf)
+    assert isinstance(wrapped, BaseFuture) and not wrapped.done()
+    cf.set_result(7)
+    assert wrapped.result(1) == 7
+    value = wrap_future("plain")
+    assert value.done() and value.result() == "plain"
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        wrap_future(coro)
+
+
+@pytest.mark.anyio
+async def test_wrap_asyncio_future_and_coroutine() -> None:
+    loop = asyncio.get_running_loop()
+    af: asyncio.Future[str] = loop.create_future()
+    wrapped = wrap_future(af)
+    af.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        await wrapped
+    assert wrapped.cancelled()
+    coro_future = wrap_future(asyncio.sleep(0, "slept"))
+    assert await coro_future == "slept"
+
+
+def test_sync_future() -> None:
+    fut = SyncFuture(result_value=3)
+    assert fut.done() and fut.result() == 3 and not fut.cancel()
+    failed = SyncFuture(exception_value=KeyError("k"))
+    assert isinstance(failed.exception(), KeyError)
+    with pytest.raises(TypeError):
+        SyncFuture(exception_value="not an exception")  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_blocking_on_the_home_loop_is_refused_not_deadlocked() -> None:
+    with Counter.options(mode="asyncio").init() as handle:  # type: ignore[attr-defined]
+        gate = threading.Event()
+        fut = handle.await_for(gate)
+        with pytest.raises(RuntimeError, match="await"):
+            fut.result()
+        gate.set()
+        await fut

@@ -61,8 +61,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"unknown mode(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     print(f"aioconc bench: n={cfg.n}, best of {cfg.repeats}, concurry n={cfg.concurry_n}")
-    rows = _bench.run(cfg, log)
-    print(_bench.format_table(rows))
+    rows, skipped = _bench.run(cfg, log)
+    print(_bench.format_table(rows, skipped))
     if args.plot:
         if _bench.plot(rows, args.plot):
             print(f"chart saved to {args.plot}")

@@ -302,7 +302,8 @@ class ModeEntry:
 
     ``method`` is what burst, round trip and awaited call; ``raw`` is the raw
     primitive; ``raw_awaited`` the raw primitive inside a running loop;
-    ``cpu_method`` a method that takes one second; ``targets`` maps
+    ``cpu_method`` a method that takes one second; ``concurry_mode`` the same mode
+    in concurry (None: no concurry rows); ``targets`` maps
     ``"figure/baseline"`` (baseline ``raw`` or ``concurry``; ``cpu/-``) to a bound.
     """
 
@@ -312,6 +313,7 @@ class ModeEntry:
     raw_awaited: tuple[str, AwaitedSetup] | None = None
     cpu_method: str | None = None
     concurry_mode: str | None = None
+    concurry_share: float = 1.0  # of BenchConfig.concurry_n: concurry's slow modes get fewer
     targets: Mapping[str, Target] = field(default_factory=dict)
 
 
@@ -361,6 +363,7 @@ MODES: tuple[ModeEntry, ...] = (
         raw=_pipe_subject,
         cpu_method="sleep1",
         concurry_mode="process",
+        concurry_share=0.1,
         targets={
             "start-up/concurry": Target("<=", 0.5),
             "burst/raw": Target(">=", 0.5),
@@ -598,18 +601,21 @@ def _rows_for(
             )
 
 
-def _measure_mode(entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None]) -> list[Row]:
+def _measure_mode(
+    entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None], skipped: list[str]
+) -> list[Row]:
     ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method)
     try:
         ours.stop(ours.start())
     except UNAVAILABLE as exc:
-        log(f"{entry.mode}: skipped, not available ({type(exc).__name__}: {exc})")
+        skipped.append(f"{entry.mode}: skipped, not available ({type(exc).__name__}: {exc})")
+        log(skipped[-1])
         return []
     raw = entry.raw()
     subjects = [(ours, cfg.n), (raw, cfg.n)]
     if cfg.concurry and _ConcurryWorker is not None and entry.concurry_mode is not None:
         theirs = _worker_subject("concurry", _ConcurryBench, entry.concurry_mode, entry.method)
-        subjects.append((theirs, cfg.concurry_n))
+        subjects.append((theirs, max(10, int(cfg.concurry_n * entry.concurry_share))))
     log(f"{entry.mode}: start-up, burst, round trip: {', '.join(s.label for s, _ in subjects)}")
     measured = measure(subjects, cfg.repeats)
     rows = list(_rows_for(entry, measured[0], list(zip(("raw", "concurry"), measured[1:]))))
@@ -628,13 +634,16 @@ def _measure_mode(entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None]
     return rows
 
 
-def run(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> list[Row]:
-    """Measure every mode named in ``cfg`` and return the table's rows."""
+def run(
+    cfg: BenchConfig, log: Callable[[str], None] = lambda _: None
+) -> tuple[list[Row], list[str]]:
+    """Measure every mode named in ``cfg``; return the table's rows and the modes skipped."""
     rows: list[Row] = []
+    skipped: list[str] = []
     for entry in MODES:
         if entry.mode in cfg.modes:
-            rows.extend(_measure_mode(entry, cfg, log))
-    return rows
+            rows.extend(_measure_mode(entry, cfg, log, skipped))
+    return rows, skipped
 
 
 # ---------------------------------------------------------------------------
@@ -654,8 +663,8 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.4f} s"
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """Render rows as a Markdown table (it pastes into the README as it is)."""
+def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
+    """Render rows as a Markdown table (it pastes into the README as it is), then notes."""
     header = ("figure", "aioconc", "baseline", "ratio", "target", "ok")
     lines = [header]
     for r in rows:
@@ -672,7 +681,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
     out = [render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out.extend(render(line) for line in lines[1:])
-    notes = [f"{r.name}: {r.note}" for r in rows if r.note]
+    notes = [*(f"{r.name}: {r.note}" for r in rows if r.note), *notes]
     out.append("")
     out.append("ratio = aioconc ÷ baseline in the figure's unit (calls/s: higher is better;")
     out.append("ms and µs: lower is better). Best of k runs after a warm-up.")

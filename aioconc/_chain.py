@@ -90,7 +90,7 @@ class ChainRunner:
             result = await self._chain(call)
         except asyncio.CancelledError:
             fut._set_cancelled()
-        except BaseException as exc:  # noqa: BLE001 - every outcome ends in the future
+        except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)

@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar, cast
 
 import pydantic
@@ -180,19 +180,19 @@ class Future(Generic[T]):
     """
 
     __slots__ = (
-        "_state",
-        "_result",
-        "_exception",
-        "_callbacks",
-        "_aio",
-        "_task_id",
-        "priority",
-        "worker",
-        "submitted_at",
-        "started_at",
-        "completed_at",
-        "attempts",
         "__weakref__",
+        "_aio",
+        "_callbacks",
+        "_exception",
+        "_result",
+        "_state",
+        "_task_id",
+        "attempts",
+        "completed_at",
+        "priority",
+        "started_at",
+        "submitted_at",
+        "worker",
     )
 
     def __init__(self, *, priority: int = PRIORITY_NORMAL, worker: str | None = None) -> None:
@@ -578,11 +578,11 @@ def wrap_future(obj: Any) -> Future[Any]:
     if isinstance(obj, concurrent.futures.Future):
         return _from_concurrent(obj)
     if asyncio.isfuture(obj):
-        return _from_asyncio(cast("asyncio.Future[Any]", obj))
+        return _from_asyncio(obj)
     if asyncio.iscoroutine(obj):
         loop = running_loop()
         if loop is None:
             obj.close()
             raise RuntimeError("wrap_future(coroutine) needs a running event loop")
-        return _from_asyncio(loop.create_task(cast(Coroutine[Any, Any, Any], obj)))
+        return _from_asyncio(loop.create_task(obj))
     return SyncFuture(result_value=obj)

@@ -103,9 +103,9 @@ class WorkerHandle:
         # No class: every name is a method (aioconc.testing's fake workers).
         attr = getattr(self._cls, name, _MISSING) if self._cls is not None else len
         if attr is _MISSING:
-            raise AttributeError(f"{self._cls.__name__} has no method {name!r}")
+            raise AttributeError(f"{self._name} has no method {name!r}")
         if not callable(attr):
-            raise AttributeError(f"{self._cls.__name__}.{name} is not a method")
+            raise AttributeError(f"{name!r} of {self._name} is not a method")
         method = BoundMethod(self, name, self._options.priority)
         self.__dict__[name] = method  # later look-ups skip __getattr__
         return method

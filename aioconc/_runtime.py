@@ -42,7 +42,7 @@ def force_sync() -> bool:
 class Inbox:
     """A thread-safe queue of callbacks run on one loop, woken once per burst."""
 
-    __slots__ = ("_loop", "_items", "_scheduled", "__weakref__")
+    __slots__ = ("__weakref__", "_items", "_loop", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -75,9 +75,7 @@ class Inbox:
             fn(*args)
 
 
-_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = (
-    weakref.WeakKeyDictionary()
-)
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
 _inbox_lock = threading.Lock()
 
 
@@ -130,7 +128,7 @@ def background_loop() -> asyncio.AbstractEventLoop:
             thread.start()
             ready.wait()
             _bg_loop, _bg_thread = loop, thread
-        return _bg_loop  # type: ignore[return-value]
+        return _bg_loop
 
 
 def is_background_thread() -> bool:

@@ -2,7 +2,7 @@
 
 Options reach a worker in layers, highest precedence first::
 
-    Cls.options(...)  >  @worker(...)  >  class Cls(Worker, mode=...)  >  per-mode config  >  global config
+    Cls.options(...) > @worker(...) > class Cls(Worker, mode=...) > per-mode config > global
 
 ``options()`` validates what it is given at once (pydantic, naming the field);
 ``init()`` resolves the layers, picks the backend and starts the worker.  A
@@ -112,9 +112,7 @@ def start_worker(
             ready.result(timeout)
         except TimeoutError:
             backend_worker.force_close()
-            raise TimeoutError(
-                f"starting worker {name} timed out after {timeout} s"
-            ) from None
+            raise TimeoutError(f"starting worker {name} timed out after {timeout} s") from None
         except BaseException:
             pass  # raised below, the same way as an already failed start
     if ready.done() and ready._exception is not None:
@@ -148,7 +146,7 @@ class _InitDescriptor:
         return WorkerBuilder(cls, {}).init
 
 
-def _options_method(cls: type[Any], **options: Any) -> WorkerBuilder:
+def _options_method(cls: type[Any], /, **options: Any) -> WorkerBuilder:
     """Validate ``options`` now and return a builder; ``.init(...)`` starts the worker."""
     return WorkerBuilder(cls, validate_options(options))
 
@@ -197,9 +195,7 @@ def worker(cls: C, /) -> C: ...
 def worker(*, auto_init: bool | None = None, **options: Any) -> Callable[[C], C]: ...
 
 
-def worker(
-    cls: Any = None, /, *, auto_init: bool | None = None, **options: Any
-) -> Any:
+def worker(cls: Any = None, /, *, auto_init: bool | None = None, **options: Any) -> Any:
     """Make a class a worker class, in place (no new class is built).
 
     Bare ``@worker`` adds ``options()`` and ``init()``; ``Cls(...)`` stays an

@@ -1,20 +1,25 @@
 """The ``future_factory`` fixture shared by the wait/gather tests.
 
 ``make(value=None, exc=None, delay=0.0)`` returns a library future finished
-from another thread ``delay`` seconds later, with ``value`` or ``exc``.  Every
-test goes through it so the same tests can later run on futures made by real
-workers in each mode.  Futures still pending at teardown are cancelled.
+``delay`` seconds later with ``value`` or ``exc``.  It is parametrized: futures
+finished from a timer thread, and futures made by real workers in asyncio and
+thread mode (one worker per future, so delays overlap).  Sync mode is left out:
+its futures are finished before a call returns, and these tests need pending
+ones.  Everything still pending at teardown is cancelled and the workers stopped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from aioconc import Worker
 from aioconc._future import Future
+from aioconc._proxy import WorkerHandle
 
 MakeFuture = Callable[..., Future[Any]]
 
@@ -26,21 +31,55 @@ def _finish(future: Future[Any], value: Any, exc: BaseException | None) -> None:
         future._set_result(value)
 
 
-@pytest.fixture
-def future_factory() -> Iterator[MakeFuture]:
-    made: list[tuple[Future[Any], threading.Timer]] = []
+class Producer(Worker):
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def produce(self, value: Any, exc: BaseException | None, delay: float) -> Any:
+        if delay:
+            self.gate.wait(delay)  # teardown opens the gate: nothing lingers
+        if exc is not None:
+            raise exc
+        return value
+
+    async def aproduce(self, value: Any, exc: BaseException | None, delay: float) -> Any:
+        if delay:
+            await asyncio.sleep(delay)
+        if exc is not None:
+            raise exc
+        return value
+
+
+@pytest.fixture(params=["timer", "asyncio", "threads"])
+def future_factory(request: pytest.FixtureRequest) -> Iterator[MakeFuture]:
+    kind: str = request.param
+    made: list[Future[Any]] = []
+    timers: list[threading.Timer] = []
+    workers: list[WorkerHandle] = []
+    gate = threading.Event()
 
     def make(
         value: Any = None, exc: BaseException | None = None, delay: float = 0.0
     ) -> Future[Any]:
-        future: Future[Any] = Future()
-        timer = threading.Timer(delay, _finish, (future, value, exc))
-        timer.daemon = True
-        timer.start()
-        made.append((future, timer))
+        if kind == "timer":
+            future: Future[Any] = Future()
+            timer = threading.Timer(delay, _finish, (future, value, exc))
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+        else:
+            handle = Producer.options(mode=kind).init(gate)
+            workers.append(handle)
+            method = handle.aproduce if kind == "asyncio" else handle.produce
+            future = method(value, exc, delay)
+        made.append(future)
         return future
 
     yield make
-    for future, timer in made:
+    gate.set()
+    for timer in timers:
         timer.cancel()
+    for future in made:
         future.cancel()
+    for handle in workers:
+        handle.stop(timeout=5)

@@ -65,7 +65,8 @@ async def test_gather_timeout_cancels_unfinished(future_factory: MakeFuture) -> 
         await async_gather([task, slow, double(1)], timeout=0.05)
     await asyncio.wait({task}, timeout=5)
     assert task.cancelled()
-    assert slow.cancelled()
+    # Cancelled, unless it is a running thread-mode call, which cannot be interrupted.
+    assert slow.cancelled() or slow.running()
 
 
 async def test_gather_cancelled_from_outside_cancels_unfinished() -> None:

@@ -63,7 +63,7 @@ def test_missing_and_non_callable_and_private_names(handle: WorkerHandle) -> Non
     with pytest.raises(AttributeError):
         handle.constant()
     with pytest.raises(AttributeError):
-        handle._private()  # noqa: SLF001
+        handle._private()
 
 
 def test_calls_run_in_submission_order(handle: WorkerHandle) -> None:

@@ -16,16 +16,52 @@ from aioconc._proxy import WorkerHandle
 from ._workers import Counter
 
 # Names of CONFORMANCE item 1 that later issues add (pools/tasks: issue 5; limits: issue 6).
-LATER = {"task", "TaskWorker", "Executor", "LimitSet", "LimitPool", "Acquisition",
-         "LimitSetAcquisition"}
+LATER = {
+    "task",
+    "TaskWorker",
+    "Executor",
+    "LimitSet",
+    "LimitPool",
+    "Acquisition",
+    "LimitSetAcquisition",
+}
 ITEM_1 = {
-    "Worker", "worker", "task", "TaskWorker", "Executor", "BaseFuture", "wrap_future", "wait",
-    "gather", "async_wait", "async_gather", "ReturnWhen", "ALL_COMPLETED", "FIRST_COMPLETED",
-    "FIRST_EXCEPTION", "ExecutionMode", "LoadBalancingAlgorithm", "PollingAlgorithm",
-    "RateLimitAlgorithm", "RateWindow", "RetryAlgorithm", "Limit", "RateLimit", "CallLimit",
-    "ResourceLimit", "LimitSet", "LimitPool", "Acquisition", "LimitSetAcquisition",
-    "RetryConfig", "RetryValidationError", "ProgressBar", "Timer", "TimerError",
-    "global_config", "temp_config",
+    "Worker",
+    "worker",
+    "task",
+    "TaskWorker",
+    "Executor",
+    "BaseFuture",
+    "wrap_future",
+    "wait",
+    "gather",
+    "async_wait",
+    "async_gather",
+    "ReturnWhen",
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ExecutionMode",
+    "LoadBalancingAlgorithm",
+    "PollingAlgorithm",
+    "RateLimitAlgorithm",
+    "RateWindow",
+    "RetryAlgorithm",
+    "Limit",
+    "RateLimit",
+    "CallLimit",
+    "ResourceLimit",
+    "LimitSet",
+    "LimitPool",
+    "Acquisition",
+    "LimitSetAcquisition",
+    "RetryConfig",
+    "RetryValidationError",
+    "ProgressBar",
+    "Timer",
+    "TimerError",
+    "global_config",
+    "temp_config",
 }
 
 
@@ -59,7 +95,7 @@ def test_auto_mode_is_rejected_at_creation() -> None:
         builder.init()
 
 
-class Counter_(Worker):  # noqa: N801 - a Worker subclass of the shared Counter
+class Counter_(Worker):
     def __init__(self, start: int = 0) -> None:
         self.n = start
 
@@ -172,7 +208,7 @@ def test_precedence_of_option_layers() -> None:
         with Layered.options(max_queued_tasks=9).init() as handle:
             assert handle.max_queued_tasks == 9  # options() beats class keywords
 
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="@worker"):
 
         @worker(max_queued_tasks=7, auto_init=False)
         class Decorated(Worker, mode="thread", max_queued_tasks=5, auto_init=False):

@@ -122,8 +122,11 @@ def test_done_callback_called_once_with_the_future(handle: WorkerHandle) -> None
 
 def test_setters_are_not_supported_and_uuid_is_a_string(handle: WorkerHandle) -> None:
     fut = handle.inc()
-    for call in (lambda: fut.set_result(1), lambda: fut.set_exception(ValueError()),
-                 fut.set_running_or_notify_cancel):
+    for call in (
+        lambda: fut.set_result(1),
+        lambda: fut.set_exception(ValueError()),
+        fut.set_running_or_notify_cancel,
+    ):
         with pytest.raises(NotImplementedError):
             call()
     assert isinstance(fut.uuid, str) and fut.uuid == fut.task_id

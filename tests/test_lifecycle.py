@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import CancelledError
+from typing import ClassVar
 
 import pytest
 
@@ -16,7 +17,7 @@ worker(Counter)
 
 
 class SlowInit(Worker):
-    built: list[str] = []
+    built: ClassVar[list[str]] = []
 
     def __init__(self, tag: str) -> None:
         SlowInit.built.append(tag)
@@ -66,16 +67,19 @@ def test_stop_is_idempotent_and_later_calls_say_stopped(worker_mode: str) -> Non
 
 def test_context_manager_returns_handle_and_stops_on_error(worker_mode: str) -> None:
     handle = start(worker_mode)
-    with pytest.raises(ZeroDivisionError), handle as entered:
-        assert entered is handle
-        raise ZeroDivisionError
+
+    def use() -> None:
+        with handle as entered:
+            assert entered is handle
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        use()
     with pytest.raises(RuntimeError, match="stopped"):
         handle.inc()
 
 
-def test_pending_calls_end_cancelled_at_stop(
-    worker_mode: str, gate: threading.Event
-) -> None:
+def test_pending_calls_end_cancelled_at_stop(worker_mode: str, gate: threading.Event) -> None:
     if worker_mode == "sync":
         pytest.skip("sync calls finish before the call returns")
     handle = start(worker_mode)

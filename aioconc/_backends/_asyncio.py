@@ -18,6 +18,7 @@ background loop when it was created from synchronous code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from typing import Any
@@ -76,7 +77,7 @@ class AsyncioWorker:
         spec = self._spec
         try:
             self._instance = construct(spec.cls, spec.args, spec.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+        except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)
         else:
@@ -123,7 +124,7 @@ class AsyncioWorker:
             result = await getattr(self._instance, call.method)(*call.args, **call.kwargs)
         except asyncio.CancelledError:
             fut._set_cancelled()
-        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the call only
+        except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)
@@ -190,10 +191,8 @@ class AsyncioWorker:
         self._abort = True
         for fut, task in list(self._tasks.items()):
             fut._set_cancelled()
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
                 self._on_loop(task.cancel)
-            except RuntimeError:
-                pass
         if self._sync is not None:
             self._sync.force_close()
         self.closed._set_result(None)

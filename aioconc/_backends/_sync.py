@@ -40,7 +40,7 @@ class SyncWorker:
         self._closing = False
         try:
             self._instance = construct(spec.cls, spec.args, spec.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+        except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)
         else:
@@ -61,7 +61,7 @@ class SyncWorker:
             result = getattr(self._instance, call.method)(*call.args, **call.kwargs)
             if inspect.isawaitable(result):
                 result = run_coroutine_here(result)
-        except BaseException as exc:  # noqa: BLE001 - kept in the future, raised by result()
+        except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)

@@ -96,7 +96,7 @@ class SerialThread:
     def _run(self) -> None:
         try:
             target = self._factory()
-        except BaseException as exc:  # noqa: BLE001 - the user's __init__ may raise anything
+        except BaseException as exc:
             self._init_error = exc
             self.ready._set_exception(exc)
             self._fail_all(exc)
@@ -122,7 +122,7 @@ class SerialThread:
             result = getattr(target, call.method)(*call.args, **call.kwargs)
             if inspect.isawaitable(result):
                 result = run_coroutine_here(result)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the call only
+        except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)
@@ -147,7 +147,7 @@ class SerialThread:
                 result = hook()
                 if inspect.isawaitable(result):
                     run_coroutine_here(result)
-            except BaseException:  # noqa: BLE001 - a failing cleanup must not keep the thread
+            except BaseException:
                 import logging
 
                 logging.getLogger("aioconc").exception("stop() of the worker raised")

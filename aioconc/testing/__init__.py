@@ -72,7 +72,7 @@ class FakeWorker:
                 result = await result
         except asyncio.CancelledError:
             fut._set_cancelled()
-        except BaseException as exc:  # noqa: BLE001 - every outcome ends in the future
+        except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)

@@ -13,9 +13,15 @@ Figures, per mode:
 * ``awaited``    inside a running loop, ``asyncio.gather`` of N calls (calls/s);
 * ``CPU``        process CPU time used while awaiting a call that sleeps 1 s (s).
 
-Each timing is the best of ``k`` repeats after one warm-up.  A mode is one entry
-of :data:`MODES`: adding ``process`` or ``ray`` means adding its entry (its raw
-primitive, the method it calls and its targets) and nothing else.
+Each timing is the best of ``k`` repeats after one warm-up, and the subjects of
+a mode take turns (aioconc, raw, concurry, aioconc, ...) so the machine's drift
+falls on all of them alike.  A mode is one entry of :data:`MODES` (its raw
+primitive, the method it calls, its targets); a mode whose worker cannot be
+created yet (``NotImplementedError``, a missing extra) is skipped with a note,
+which is how the ``process`` rows wait for the process backend.
+
+The file is longer than the package's usual module on purpose: it is a tool,
+not library code, and reads top to bottom as subjects, modes, timing, table.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class _Calls:
         return x
 
     def sleep1(self) -> None:
-        """Block for one second (thread mode CPU figure)."""
+        """Block for one second (CPU figure of thread and process modes)."""
         time.sleep(1.0)
 
     async def asleep1(self) -> None:

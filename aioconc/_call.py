@@ -12,12 +12,12 @@ __all__ = ["Call"]
 class Call:
     """One call of a worker method: the method's name, its arguments and its future.
 
-    ``deadline`` is a ``loop.time()`` value, or None.  A retry makes a fresh
-    ``Call`` per attempt (with a fresh future), so a backend may finish
-    ``future`` however it likes.
+    ``timeout`` is this call's own time limit in seconds (None: the worker's
+    option applies).  A retry makes a fresh ``Call`` per attempt (with a fresh
+    future), so a backend may finish ``future`` however it likes.
     """
 
-    __slots__ = ("args", "deadline", "future", "kwargs", "method")
+    __slots__ = ("args", "future", "kwargs", "method", "timeout")
 
     def __init__(
         self,
@@ -25,18 +25,18 @@ class Call:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         future: Future[Any],
-        deadline: float | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.method = method
         self.args = args
         self.kwargs = kwargs
         self.future = future
-        self.deadline = deadline
+        self.timeout = timeout
 
     def attempt(self) -> Call:
         """A copy of this call with a fresh future, for one more attempt."""
         fut: Future[Any] = Future(priority=self.future.priority, worker=self.future.worker)
-        return Call(self.method, self.args, self.kwargs, fut, self.deadline)
+        return Call(self.method, self.args, self.kwargs, fut, self.timeout)
 
     def __repr__(self) -> str:
         return f"<Call {self.method} {self.future.task_id}>"

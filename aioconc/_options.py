@@ -37,7 +37,7 @@ from pydantic import (
 from . import _runtime, config
 from ._enums import ExecutionMode, LoadBalancingAlgorithm, RetryAlgorithm
 
-__all__ = ["PRIORITIES", "Options", "resolve_options", "validate_options"]
+__all__ = ["PRIORITIES", "Options", "parse_priority", "resolve_options", "validate_options"]
 
 PRIORITIES = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 """Priority names and their levels; a lower level is started first."""
@@ -105,6 +105,17 @@ def _parse_mode(value: Any) -> ExecutionMode | str:
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"  # rejected when the worker is made, as concurry does
     return ExecutionMode(value)
+
+
+def parse_priority(value: int | str) -> int:
+    """A priority name ("critical", "high", "normal", "low") or level 0-3, as a level.
+
+    Raises ``ValueError`` for anything else.
+    """
+    level = _parse_priority(value)
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 3:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)} or 0-3, got {value!r}")
+    return level
 
 
 def _parse_priority(value: Any) -> Any:

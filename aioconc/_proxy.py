@@ -19,6 +19,7 @@ from ._call import Call
 from ._chain import ChainRunner, Handler
 from ._exceptions import WorkerStoppedError
 from ._future import Future
+from ._options import parse_priority
 from ._runtime import running_loop
 
 if TYPE_CHECKING:
@@ -41,24 +42,40 @@ class BoundMethod:
 
     With ``blocking=True`` the call waits and returns the value (or raises).
     Raises ``WorkerStoppedError`` (a ``RuntimeError``) after ``stop()``.
+    ``handle.method.options(priority=..., timeout=...)`` gives a caller with
+    per-call options.
     """
 
-    __slots__ = ("_handle", "_name", "_priority")
+    __slots__ = ("_handle", "_name", "_priority", "_timeout")
 
-    def __init__(self, handle: WorkerHandle, name: str, priority: int) -> None:
+    def __init__(self, handle: Any, name: str, priority: int, timeout: float | None = None) -> None:
         self._handle = handle
         self._name = name
         self._priority = priority
+        self._timeout = timeout
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
         if handle._stopped:
             raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
         fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
-        handle._dispatch(Call(self._name, args, kwargs, fut))
+        handle._dispatch(Call(self._name, args, kwargs, fut, self._timeout))
         if handle._blocking:
             return fut.result()
         return fut
+
+    def options(
+        self, *, priority: int | str | None = None, timeout: float | None = None
+    ) -> BoundMethod:
+        """This method with per-call options: ``priority`` ("critical", "high",
+        "normal", "low" or 0-3) and ``timeout`` in seconds.
+
+        Raises ``ValueError`` for an unknown priority or a non-positive timeout.
+        """
+        level = self._priority if priority is None else parse_priority(priority)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        return BoundMethod(self._handle, self._name, level, timeout)
 
     def __repr__(self) -> str:
         return f"<method {self._name} of {self._handle._name}>"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar, overload
 
 from ._backends import OPTION_NAMES, get_backend
@@ -24,6 +24,7 @@ from ._chain import attempt_handler, build_chain
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
 from ._runtime import running_loop
+from .middleware import stages_for
 
 __all__ = ["Worker", "WorkerBuilder", "start_worker", "worker"]
 
@@ -82,28 +83,34 @@ class WorkerBuilder:
             getattr(cls, _DECORATOR_OPTIONS, {}),
             getattr(cls, _CLASS_OPTIONS, {}),
         ]
-        options = resolve_options(
-            layers, mode_specific=OPTION_NAMES, method_names=_public_methods(cls)
-        )
+        methods = _public_methods(cls)
+        options = resolve_options(layers, mode_specific=OPTION_NAMES, method_names=methods)
         if (options.max_workers or 1) > 1 or options.on_demand:
-            raise NotImplementedError(
-                "worker pools (max_workers > 1, on_demand) are not available yet"
-            )
-        return start_worker(cls, args, kwargs, options)
+            from ._pool import start_pool
+
+            return start_pool(cls, args, kwargs, options, methods)
+        return start_worker(cls, args, kwargs, options, methods)
 
     def __repr__(self) -> str:
         return f"<WorkerBuilder {self._cls.__name__} {self._options}>"
 
 
 def start_worker(
-    cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], options: Options
+    cls: type[Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: Options,
+    methods: Collection[str],
 ) -> WorkerHandle:
-    """Start one worker of ``cls`` with resolved ``options`` and return its handle."""
+    """Start one worker of ``cls`` with resolved ``options`` and return its handle.
+
+    ``methods`` are the class's public method names (per-method options).
+    """
     backend = get_backend(options.mode)
     name = worker_name(cls)
     spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra))
     backend_worker = backend.start(spec)
-    chain = build_chain([], attempt_handler(backend_worker))
+    chain = build_chain(stages_for(options, methods), attempt_handler(backend_worker))
     handle = WorkerHandle(cls, name, options, backend_worker, chain)
     ready = backend_worker.ready
     if not ready.done() and running_loop() is None:

@@ -10,7 +10,12 @@ arguments::
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
+
+if importlib.util.find_spec("aioconc") is None:  # run from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aioconc.__main__ import main
 

@@ -82,7 +82,7 @@ class ChainRunner:
         fut.attempts = 0
         task = self._loop.create_task(self._run(call))
         task.add_done_callback(lambda t: fut._set_cancelled() if t.cancelled() else None)
-        fut._aio = task
+        fut._bind_task(task)
 
     async def _run(self, call: Call) -> None:
         fut = call.future

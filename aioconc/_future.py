@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import pydantic
 
@@ -114,6 +114,7 @@ class _Waiter:
     """Wakes one thread blocked in ``result()``/``exception()``."""
 
     __slots__ = ("lock",)
+    threadsafe = True
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -127,6 +128,7 @@ class _LoopBridge:
     """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
 
     __slots__ = ("cancel_as_error", "loop", "target")
+    threadsafe = True
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any], cancel_as_error: bool
@@ -182,8 +184,10 @@ class Future(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_aio",
+        "_asyncio_future_blocking",
         "_callbacks",
         "_exception",
+        "_loop",
         "_result",
         "_state",
         "_task_id",
@@ -205,6 +209,12 @@ class Future(Generic[T]):
         # awaits it directly, and blocking on it from that loop's own thread
         # (which would deadlock) is refused.
         self._aio: asyncio.Future[Any] | None = None
+        # None: asyncio does not take this for one of its futures.  A future
+        # bound to a task on its loop (bind_task) sets it to False, so that
+        # asyncio.gather/wait/shield/wait_for use it as it is, with no wrapper
+        # task per future; it is then finished and its callbacks run on that loop.
+        self._asyncio_future_blocking: bool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # _aio's loop, once bound
         self._task_id: str | None = None
         self.priority = priority
         self.worker = worker
@@ -264,8 +274,8 @@ class Future(Generic[T]):
         """True when the call was cancelled."""
         return self._state is _CANCELLED
 
-    def cancel(self) -> bool:
-        """Cancel the call.
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the call (``msg`` is accepted for asyncio's sake and ignored).
 
         A call that has not started never runs and ``True`` is returned.  A
         running call is interrupted only where its backend can (an ``async def``
@@ -311,8 +321,10 @@ class Future(Generic[T]):
     def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
         """Call ``fn(future)`` once when done; at once if already done.
 
-        ``fn`` runs in the thread that finishes the call; its exceptions are
-        logged and dropped.
+        ``fn`` runs in the thread that finishes the call, except for a future
+        whose call runs as a task on an event loop (asyncio mode): there it
+        runs on that loop, a loop turn later if registered there when already
+        done, as asyncio's own futures do.  Its exceptions are logged and dropped.
         """
         with _lock:
             if not self.done():
@@ -321,7 +333,23 @@ class Future(Generic[T]):
                 else:
                     self._callbacks.append(fn)
                 return
-        self._run_callbacks([fn])
+        loop = self._loop
+        if loop is not None and running_loop() is loop:
+            # As asyncio does, and as asyncio.gather relies on: never re-enter
+            # the registering code on the loop; run the callback a turn later.
+            loop.call_soon(fn, self)
+            return
+        self._call_each([fn])
+
+    def remove_done_callback(self, fn: Callable[[Future[T]], Any]) -> int:
+        """Remove every registration of ``fn``; return how many there were."""
+        with _lock:
+            callbacks = self._callbacks
+            if not callbacks:
+                return 0
+            kept = [cb for cb in callbacks if cb != fn]
+            self._callbacks = kept
+            return len(callbacks) - len(kept)
 
     def set_result(self, result: Any) -> None:
         """Not supported: a library future is finished by its worker."""
@@ -352,6 +380,23 @@ class Future(Generic[T]):
         self.add_done_callback(_LoopBridge(loop, target, _cancel_as_error))
         return target
 
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop of the task running this call.
+
+        Raises ``RuntimeError`` for a future not bound to a loop (thread or
+        process calls): use ``await`` or ``as_asyncio_future()`` for those.
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("this future is not bound to an event loop")
+        return loop
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        # asyncio.gather asks a cancelled child future for this.
+        return asyncio.CancelledError()
+
+    _cancel_message: ClassVar[str | None] = None
+
     def _on_target_done(self, target: asyncio.Future[Any]) -> None:
         if target.cancelled() and not self.done():
             self.cancel()
@@ -374,6 +419,15 @@ class Future(Generic[T]):
         return self._outcome()
 
     # -- used by backends ----------------------------------------------------
+
+    def _bind_task(self, task: asyncio.Future[Any]) -> None:
+        """Record the task that runs this call on its loop (see ``_aio``).
+
+        Only for tasks that finish this future themselves, on their loop.
+        """
+        self._aio = task
+        self._loop = task.get_loop()
+        self._asyncio_future_blocking = False
 
     @property
     def _home(self) -> asyncio.AbstractEventLoop | None:
@@ -431,6 +485,18 @@ class Future(Generic[T]):
     def _run_callbacks(self, callbacks: list[Callable[[Future[T]], Any]] | None) -> None:
         if not callbacks:
             return
+        loop = self._loop
+        if loop is not None and running_loop() is not loop:
+            # asyncio's own callbacks (gather, wait) must run on the loop; our
+            # thread-safe wake-ups run here, even if the loop is gone.
+            here = [fn for fn in callbacks if getattr(fn, "threadsafe", False)]
+            there = [fn for fn in callbacks if not getattr(fn, "threadsafe", False)]
+            if there and not loop.is_closed():
+                inbox_for(loop).post(self._call_each, there)
+            callbacks = here
+        self._call_each(callbacks)
+
+    def _call_each(self, callbacks: list[Callable[[Future[T]], Any]]) -> None:
         for fn in callbacks:
             try:
                 fn(self)

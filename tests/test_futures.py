@@ -203,3 +203,30 @@ async def test_blocking_on_the_home_loop_is_refused_not_deadlocked() -> None:
             fut.result()
         gate.set()
         await fut
+
+
+@pytest.mark.anyio
+async def test_asyncio_combinators_take_calls_directly(worker_mode: str) -> None:
+    with Counter.options(mode=worker_mode).init() as handle:  # type: ignore[attr-defined]
+        done_first = handle.inc()
+        await done_first  # already finished when handed to gather below
+        assert await asyncio.gather(done_first, handle.inc(), handle.ainc()) == [1, 2, 3]
+        assert await asyncio.wait_for(handle.inc(), 10) == 4
+        assert await asyncio.shield(handle.inc()) == 5
+        done, pending = await asyncio.wait([handle.inc(), handle.inc()], timeout=10)
+        assert not pending
+        assert sorted(f.result() for f in done) == [6, 7]
+        failed = await asyncio.gather(handle.fail(), return_exceptions=True)
+        assert isinstance(failed[0], ValueError)
+
+
+@pytest.mark.anyio
+async def test_asyncio_wait_for_timeout_cancels_an_asyncio_call() -> None:
+    gate = threading.Event()
+    with Counter.options(mode="asyncio").init() as handle:  # type: ignore[attr-defined]
+        fut = handle.await_for(gate)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(fut, 0.05)
+        assert fut.cancelled()
+        gate.set()
+        assert await handle.inc() == 1

@@ -55,7 +55,8 @@ class AsyncioWorker:
         # (no done-callback per call); a task cancelled before its first step
         # leaves a *done* future here, which closing skips.
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
-        self._is_async: dict[str, bool] = {}
+        self._methods: dict[str, tuple[Any, bool]] = {}
+        self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None
         self._closing = False
         self._abort = False
@@ -81,6 +82,7 @@ class AsyncioWorker:
             self.ready._set_exception(exc)
             self.closed._set_result(None)
         else:
+            self._open = True
             self.ready._set_result(None)
 
     # -- calls ---------------------------------------------------------------
@@ -95,6 +97,25 @@ class AsyncioWorker:
             call.future._set_exception(exc)
 
     def _run(self, call: Call) -> None:
+        # The hot path: a cached (bound method, is-async) pair, no other look-ups.
+        entry = self._methods.get(call.method)
+        if entry is None or not self._open:
+            self._run_first(call)
+            return
+        method, is_async = entry
+        if not is_async:
+            self._sync_thread().dispatch(call)
+            return
+        fut = call.future
+        if not fut._start():
+            return
+        # The method's coroutine is made inside the task: a task cancelled
+        # before its first step then leaves no coroutine un-awaited.
+        task = self._loop.create_task(self._await(method, call, fut))
+        self._tasks[fut] = task
+        fut._bind_task(task)
+
+    def _run_first(self, call: Call) -> None:
         fut = call.future
         if self.ready._exception is not None:
             fut._set_exception(self.ready._exception)
@@ -102,26 +123,17 @@ class AsyncioWorker:
         if self._abort or self.closed.done():
             fut._set_cancelled()
             return
-        name = call.method
-        is_async = self._is_async.get(name)
-        if is_async is None:
-            is_async = self._is_async[name] = inspect.iscoroutinefunction(
-                getattr(self._instance, name, None)
-            )
-        if not is_async:
-            self._sync_thread().dispatch(call)
-            return
-        if not fut._start():
-            return
-        # The method's coroutine is made inside the task: a task cancelled
-        # before its first step then leaves no coroutine un-awaited.
-        task = self._loop.create_task(self._await(call, fut))
-        self._tasks[fut] = task
-        fut._aio = task
-
-    async def _await(self, call: Call, fut: Future[Any]) -> None:
         try:
-            result = await getattr(self._instance, call.method)(*call.args, **call.kwargs)
+            method = getattr(self._instance, call.method)
+        except AttributeError as exc:
+            fut._set_exception(exc)
+            return
+        self._methods[call.method] = (method, inspect.iscoroutinefunction(method))
+        self._run(call)
+
+    async def _await(self, method: Any, call: Call, fut: Future[Any]) -> None:
+        try:
+            result = await method(*call.args, **call.kwargs)
         except asyncio.CancelledError:
             fut._set_cancelled()
         except BaseException as exc:
@@ -158,6 +170,7 @@ class AsyncioWorker:
             return
         self._closing = True
         if not graceful:
+            self._open = False
             self._abort = True
             for fut, task in list(self._tasks.items()):
                 fut._set_cancelled()
@@ -189,6 +202,7 @@ class AsyncioWorker:
 
     def force_close(self) -> None:
         self._abort = True
+        self._open = False
         for fut, task in list(self._tasks.items()):
             fut._set_cancelled()
             with contextlib.suppress(RuntimeError):  # the loop is already closed

@@ -62,7 +62,7 @@ class FakeWorker:
         task = self._loop.create_task(self._call(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        call.future._aio = task
+        call.future._bind_task(task)
 
     async def _call(self, call: Call) -> None:
         fut = call.future

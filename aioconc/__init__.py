@@ -21,6 +21,7 @@ from ._exceptions import WorkerError as WorkerError
 from ._exceptions import WorkerStartError as WorkerStartError
 from ._exceptions import WorkerStoppedError as WorkerStoppedError
 from ._future import BaseFuture as BaseFuture
+from ._future import CancelledError as CancelledError
 from ._future import Future as Future
 from ._future import SyncFuture as SyncFuture
 from ._future import TaskRecord as TaskRecord
@@ -57,6 +58,7 @@ __all__ = [
     "BaseFuture",
     "CallLimit",
     "CallTimeoutError",
+    "CancelledError",
     "ExecutionMode",
     "Future",
     "Limit",

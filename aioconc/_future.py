@@ -46,7 +46,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-CancelledError = concurrent.futures.CancelledError
+
+
+class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
+    """Raised for a cancelled call: both ``concurrent.futures.CancelledError``
+    (what scripts catch) and ``asyncio.CancelledError`` (what asyncio's
+    ``wait_for``/``gather`` expect of a cancelled future)."""
+
+
 log = logging.getLogger("aioconc")
 
 
@@ -157,8 +164,9 @@ def _cancel_aio(aio: asyncio.Future[Any]) -> None:
 def _copy_outcome(
     source: Future[Any], target: asyncio.Future[Any], cancel_as_error: bool = False
 ) -> None:
-    # cancel_as_error: for ``await future``, a cancelled call must surface as
-    # concurrent.futures.CancelledError, not cancel the task that awaits it.
+    # cancel_as_error: for ``await future``, a cancelled call surfaces as our
+    # CancelledError (the same exception result() raises), not as a
+    # cancellation of the bridge future.
     if target.done():
         return
     state = source._state
@@ -393,7 +401,7 @@ class Future(Generic[T]):
 
     def _make_cancelled_error(self) -> asyncio.CancelledError:
         # asyncio.gather asks a cancelled child future for this.
-        return asyncio.CancelledError()
+        return CancelledError()
 
     _cancel_message: ClassVar[str | None] = None
 

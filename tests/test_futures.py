@@ -210,7 +210,7 @@ async def test_asyncio_combinators_take_calls_directly(worker_mode: str) -> None
     with Counter.options(mode=worker_mode).init() as handle:  # type: ignore[attr-defined]
         done_first = handle.inc()
         await done_first  # already finished when handed to gather below
-        assert await asyncio.gather(done_first, handle.inc(), handle.ainc()) == [1, 2, 3]
+        assert await asyncio.gather(done_first, handle.inc(), handle.inc()) == [1, 2, 3]
         assert await asyncio.wait_for(handle.inc(), 10) == 4
         assert await asyncio.shield(handle.inc()) == 5
         done, pending = await asyncio.wait([handle.inc(), handle.inc()], timeout=10)

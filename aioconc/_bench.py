@@ -470,11 +470,14 @@ def _interleaved(
             if out[i].error is not None:
                 continue
             gc.collect()
+            gc.disable()  # as timeit does: a collection landing in one subject's turn skews it
             try:
                 dt = fn()
             except Exception as exc:  # shown in the table, never hidden
                 out[i].error = f"{out[i].label} failed: {type(exc).__name__}: {exc}"
                 continue
+            finally:
+                gc.enable()
             if rep:
                 best[i] = min(best[i], dt)
     return [math.nan if b == math.inf else b for b in best]
@@ -522,9 +525,13 @@ async def _awaited(setups: Sequence[AwaitedSetup], n: int, repeats: int) -> list
         for rep in range(repeats + 1):
             for i, call in enumerate(calls):
                 gc.collect()
-                t0 = time.perf_counter()
-                values = await asyncio.gather(*(call(j) for j in range(n)))
-                dt = time.perf_counter() - t0
+                gc.disable()  # as timeit does, for every subject alike
+                try:
+                    t0 = time.perf_counter()
+                    values = await asyncio.gather(*(call(j) for j in range(n)))
+                    dt = time.perf_counter() - t0
+                finally:
+                    gc.enable()
                 if values[-1] != n - 1:
                     raise AssertionError(f"wrong results from {setups[i]}: {values[-5:]}")
                 if rep:

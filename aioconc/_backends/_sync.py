@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from types import CoroutineType
 from typing import Any
 
 from .._call import Call
@@ -37,6 +38,7 @@ class SyncWorker:
         self.ready: Future[None] = Future()
         self.closed: Future[None] = Future()
         self._instance: Any = None
+        self._methods: dict[str, Any] = {}  # bound methods, looked up once per name
         self._closing = False
         try:
             self._instance = construct(spec.cls, spec.args, spec.kwargs)
@@ -52,19 +54,34 @@ class SyncWorker:
 
     def dispatch(self, call: Call) -> None:
         fut = call.future
-        if self.ready.done() and self.ready._exception is not None:
-            fut._set_exception(self.ready._exception)
-            return
+        method = self._methods.get(call.method)
+        if method is None:
+            method = self._lookup(call)
+            if method is None:
+                return
         if not fut._start():
             return
         try:
-            result = getattr(self._instance, call.method)(*call.args, **call.kwargs)
-            if inspect.isawaitable(result):
+            result = method(*call.args, **call.kwargs)
+            if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
                 result = run_coroutine_here(result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:
             fut._set_result(result)
+
+    def _lookup(self, call: Call) -> Any:
+        fut = call.future
+        if self.ready._exception is not None:
+            fut._set_exception(self.ready._exception)
+            return None
+        try:
+            method = getattr(self._instance, call.method)
+        except AttributeError as exc:
+            fut._set_exception(exc)
+            return None
+        self._methods[call.method] = method
+        return method
 
     def begin_close(self, graceful: bool) -> None:
         if self.closed.done():

@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import queue
 import threading
+from types import CoroutineType
 from typing import Any
 
 from .._call import Call
@@ -53,6 +54,7 @@ class SerialThread:
         self._exited = False
         self._current: Call | None = None
         self._init_error: BaseException | None = None
+        self._methods: dict[str, Any] = {}  # bound methods of the target, by name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -119,8 +121,11 @@ class SerialThread:
             return  # cancelled before it started: never runs
         self._current = call
         try:
-            result = getattr(target, call.method)(*call.args, **call.kwargs)
-            if inspect.isawaitable(result):
+            method = self._methods.get(call.method)
+            if method is None:
+                method = self._methods[call.method] = getattr(target, call.method)
+            result = method(*call.args, **call.kwargs)
+            if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
                 result = run_coroutine_here(result)
         except BaseException as exc:
             fut._set_exception(exc)

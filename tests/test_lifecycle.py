@@ -173,3 +173,44 @@ def test_no_thread_left_after_stop(worker_mode: str) -> None:
         if thread.name.startswith("aioconc-Counter"):
             thread.join(5)
             assert not thread.is_alive()
+
+
+class GatedBadInit(Worker):
+    def __init__(self, gate: threading.Event) -> None:
+        gate.wait(10)
+        raise LookupError("failed after the gate")
+
+    def ok(self) -> bool:
+        return True
+
+
+@pytest.mark.anyio
+async def test_init_in_a_loop_never_blocks_and_errors_reach_every_call(
+    gate: threading.Event,
+) -> None:
+    handle = GatedBadInit.options(mode="thread").init(gate)  # returns at once in a loop
+    fut = handle.ok()  # queued behind __init__
+    gate.set()
+    with pytest.raises(LookupError):
+        await fut
+    with pytest.raises(LookupError):
+        await handle.ok()
+    with pytest.raises(LookupError):
+        await handle
+
+
+@pytest.mark.anyio
+async def test_stop_from_the_home_loop_runs_the_cleanup() -> None:
+    cleaned = threading.Event()
+
+    class Cleaning(Worker):
+        async def work(self) -> int:
+            return 1
+
+        def stop(self) -> None:
+            cleaned.set()
+
+    handle = Cleaning.options(mode="asyncio").init()
+    assert await handle.work() == 1
+    handle.stop()  # on the worker's own loop: cannot wait, must still clean up
+    assert cleaned.is_set()

@@ -60,6 +60,7 @@ class AsyncioWorker:
         self._sync: SerialThread | None = None
         self._closing = False
         self._abort = False
+        self._hook_ran = False
         self._on_loop(self._construct)
 
     @property
@@ -185,20 +186,26 @@ class AsyncioWorker:
             return
         if self._sync is not None and not self._sync.closed.done():
             return
-        hook = getattr(self._instance, "stop", None)
-        if not callable(hook):
+        cleanup = self._run_stop_hook()
+        if cleanup is not None:
+            cleanup.add_done_callback(lambda _: self.closed._set_result(None))
+        else:
             self.closed._set_result(None)
-            return
+
+    def _run_stop_hook(self) -> asyncio.Future[Any] | None:
+        """Call the worker's own ``stop()`` once; its coroutine becomes a task."""
+        hook = getattr(self._instance, "stop", None)
+        if self._hook_ran or not callable(hook):
+            return None
+        self._hook_ran = True
         try:
             result = hook()
         except Exception:
             log.exception("stop() of the worker raised")
-            result = None
+            return None
         if inspect.isawaitable(result):
-            cleanup = asyncio.ensure_future(result, loop=self._loop)
-            cleanup.add_done_callback(lambda _: self.closed._set_result(None))
-        else:
-            self.closed._set_result(None)
+            return asyncio.ensure_future(result, loop=self._loop)
+        return None
 
     def force_close(self) -> None:
         self._abort = True
@@ -209,6 +216,10 @@ class AsyncioWorker:
                 self._on_loop(task.cancel)
         if self._sync is not None:
             self._sync.force_close()
+        if running_loop() is self._loop:
+            self._run_stop_hook()
+        elif not self._loop.is_closed():
+            self._inbox.post(self._run_stop_hook)
         self.closed._set_result(None)
 
 

@@ -63,7 +63,8 @@ class SerialThread:
     def dispatch(self, call: Call) -> None:
         self._queue.put(call)
         if self._exited:
-            # The thread ended between the caller's stopped-check and this put.
+            # The thread has ended (its __init__ failed, or it stopped between
+            # the caller's stopped-check and this put): end the call here.
             self._cancel_queued()
 
     def begin_close(self, graceful: bool) -> None:
@@ -91,7 +92,10 @@ class SerialThread:
             if item is _STOP:
                 self._queue.put(_STOP)
                 return
-            item.future._set_cancelled()
+            if self._init_error is not None:
+                item.future._set_exception(self._init_error)
+            else:
+                item.future._set_cancelled()
 
     # -- the worker thread ------------------------------------------------
 

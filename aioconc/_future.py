@@ -12,6 +12,10 @@ loop, a process reader) and can be waited on from anywhere:
 One module-wide lock guards the state transitions.  Its critical sections are a
 few attribute writes, so sharing it costs less than a lock per future would.
 
+The module is longer than most because the future is one state machine seen
+from three sides (threads, any event loop, asyncio's own future protocol) and
+splitting those would spread one lock's invariants over several files.
+
 Each future also carries the call's task record (``task_id``, ``status``,
 ``priority``, timestamps, ``attempts``, ``worker``); :meth:`Future.record`
 returns it as a pydantic :class:`TaskRecord`.
@@ -22,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
-import enum
 import itertools
 import logging
 import os
@@ -31,8 +34,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-import pydantic
-
+from ._record import TaskRecord, TaskStatus, utc_datetime
 from ._runtime import inbox_for, running_loop
 
 __all__ = [
@@ -57,19 +59,6 @@ class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
 log = logging.getLogger("aioconc")
 
 
-class TaskStatus(str, enum.Enum):
-    """Where a call is in its life."""
-
-    PENDING = "PENDING"
-    STARTED = "STARTED"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    CANCELLED = "CANCELLED"
-
-    def __str__(self) -> str:
-        return self.value
-
-
 _PENDING = TaskStatus.PENDING
 _STARTED = TaskStatus.STARTED
 _SUCCESS = TaskStatus.SUCCESS
@@ -84,37 +73,6 @@ _ID_PREFIX = os.urandom(6).hex()
 _ids = itertools.count(1)
 
 _lock = threading.Lock()
-
-
-class TaskRecord(pydantic.BaseModel):
-    """A snapshot of one call's record; serialises to JSON with ``model_dump_json()``."""
-
-    model_config = pydantic.ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    task_id: str
-    status: TaskStatus
-    priority: int
-    worker: str | None
-    submitted_at: datetime.datetime
-    started_at: datetime.datetime | None
-    completed_at: datetime.datetime | None
-    attempts: int
-    result: Any = None
-    error: str | None = None
-
-    @pydantic.field_serializer("result")
-    def _serialize_result(self, value: Any) -> Any:
-        try:
-            pydantic.TypeAdapter(Any).dump_python(value, mode="json")
-        except Exception:
-            return repr(value)
-        return value
-
-
-def _ts(value: float | None) -> datetime.datetime | None:
-    if value is None:
-        return None
-    return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
 
 
 class _Waiter:
@@ -260,9 +218,9 @@ class Future(Generic[T]):
             status=state,
             priority=self.priority,
             worker=self.worker,
-            submitted_at=cast(datetime.datetime, _ts(self.submitted_at)),
-            started_at=_ts(self.started_at),
-            completed_at=_ts(self.completed_at),
+            submitted_at=cast(datetime.datetime, utc_datetime(self.submitted_at)),
+            started_at=utc_datetime(self.started_at),
+            completed_at=utc_datetime(self.completed_at),
             attempts=self.attempts,
             result=self._result if state is _SUCCESS else None,
             error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
@@ -586,77 +544,6 @@ class SyncFuture(Future[T]):
 
 
 # ---------------------------------------------------------------------------
-# wrap_future
-# ---------------------------------------------------------------------------
 
 
-def _from_concurrent(cf: concurrent.futures.Future[Any]) -> Future[Any]:
-    fut: Future[Any] = Future()
-
-    def copy(src: concurrent.futures.Future[Any]) -> None:
-        if src.cancelled():
-            fut._set_cancelled()
-            return
-        exc = src.exception()
-        if exc is not None:
-            fut._set_exception(exc)
-        else:
-            fut._set_result(src.result())
-
-    fut.add_done_callback(lambda f: cf.cancel() if f.cancelled() else None)
-    cf.add_done_callback(copy)
-    return fut
-
-
-def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
-    fut: Future[Any] = Future()
-    loop = af.get_loop()
-
-    def copy(src: asyncio.Future[Any]) -> None:
-        if src.cancelled():
-            fut._set_cancelled()
-            return
-        exc = src.exception()
-        if exc is not None:
-            fut._set_exception(exc)
-        else:
-            fut._set_result(src.result())
-
-    def cancel_source(f: Future[Any]) -> None:
-        if f.cancelled() and not af.done():
-            if running_loop() is loop:
-                af.cancel()
-            else:
-                inbox_for(loop).post(af.cancel)
-
-    if af.done():
-        copy(af)  # already finished: done at once, not a loop turn later
-    else:
-        fut.add_done_callback(cancel_source)
-        af.add_done_callback(copy)
-    return fut
-
-
-def wrap_future(obj: Any) -> Future[Any]:
-    """Return a library :class:`Future` for ``obj``.
-
-    * a library future: ``obj`` itself;
-    * a ``concurrent.futures.Future`` or an ``asyncio`` future/task: a future
-      with the same outcome (cancelling either cancels the other);
-    * a coroutine: scheduled as a task on the running loop (``RuntimeError``
-      outside a running loop);
-    * anything else: an already finished future whose result is ``obj``.
-    """
-    if isinstance(obj, Future):
-        return obj
-    if isinstance(obj, concurrent.futures.Future):
-        return _from_concurrent(obj)
-    if asyncio.isfuture(obj):
-        return _from_asyncio(obj)
-    if asyncio.iscoroutine(obj):
-        loop = running_loop()
-        if loop is None:
-            obj.close()
-            raise RuntimeError("wrap_future(coroutine) needs a running event loop")
-        return _from_asyncio(loop.create_task(obj))
-    return SyncFuture(result_value=obj)
+from ._wrap import wrap_future  # noqa: E402 - re-exported; _wrap needs Future first

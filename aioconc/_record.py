@@ -1,0 +1,56 @@
+"""The task record every call carries: its status and a JSON-friendly snapshot."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any
+
+import pydantic
+
+__all__ = ["TaskRecord", "TaskStatus", "utc_datetime"]
+
+
+class TaskStatus(str, enum.Enum):
+    """Where a call is in its life."""
+
+    PENDING = "PENDING"
+    STARTED = "STARTED"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELLED = "CANCELLED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TaskRecord(pydantic.BaseModel):
+    """A snapshot of one call's record; serialises to JSON with ``model_dump_json()``."""
+
+    model_config = pydantic.ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    task_id: str
+    status: TaskStatus
+    priority: int
+    worker: str | None
+    submitted_at: datetime.datetime
+    started_at: datetime.datetime | None
+    completed_at: datetime.datetime | None
+    attempts: int
+    result: Any = None
+    error: str | None = None
+
+    @pydantic.field_serializer("result")
+    def _serialize_result(self, value: Any) -> Any:
+        try:
+            pydantic.TypeAdapter(Any).dump_python(value, mode="json")
+        except Exception:
+            return repr(value)
+        return value
+
+
+def utc_datetime(value: float | None) -> datetime.datetime | None:
+    """A ``time.time()`` value as an aware UTC datetime (None stays None)."""
+    if value is None:
+        return None
+    return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)

@@ -1,0 +1,84 @@
+"""``wrap_future``: a library :class:`~aioconc.Future` for any future-like object."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+from ._future import Future, SyncFuture
+from ._runtime import inbox_for, running_loop
+
+__all__ = ["wrap_future"]
+
+
+def _from_concurrent(cf: concurrent.futures.Future[Any]) -> Future[Any]:
+    fut: Future[Any] = Future()
+
+    def copy(src: concurrent.futures.Future[Any]) -> None:
+        if src.cancelled():
+            fut._set_cancelled()
+            return
+        exc = src.exception()
+        if exc is not None:
+            fut._set_exception(exc)
+        else:
+            fut._set_result(src.result())
+
+    fut.add_done_callback(lambda f: cf.cancel() if f.cancelled() else None)
+    cf.add_done_callback(copy)
+    return fut
+
+
+def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
+    fut: Future[Any] = Future()
+    loop = af.get_loop()
+
+    def copy(src: asyncio.Future[Any]) -> None:
+        if src.cancelled():
+            fut._set_cancelled()
+            return
+        exc = src.exception()
+        if exc is not None:
+            fut._set_exception(exc)
+        else:
+            fut._set_result(src.result())
+
+    def cancel_source(f: Future[Any]) -> None:
+        if f.cancelled() and not af.done():
+            if running_loop() is loop:
+                af.cancel()
+            else:
+                inbox_for(loop).post(af.cancel)
+
+    if af.done():
+        copy(af)  # already finished: done at once, not a loop turn later
+    else:
+        fut.add_done_callback(cancel_source)
+        af.add_done_callback(copy)
+    return fut
+
+
+def wrap_future(obj: Any) -> Future[Any]:
+    """Return a library :class:`Future` for ``obj``.
+
+    * a library future: ``obj`` itself;
+    * a ``concurrent.futures.Future`` or an ``asyncio`` future/task: a future
+      with the same outcome (cancelling either cancels the other);
+    * a coroutine: scheduled as a task on the running loop (``RuntimeError``
+      outside a running loop);
+    * anything else: an already finished future whose result is ``obj``.
+    """
+    if isinstance(obj, Future):
+        return obj
+    if isinstance(obj, concurrent.futures.Future):
+        return _from_concurrent(obj)
+    if asyncio.isfuture(obj):
+        return _from_asyncio(obj)
+    if asyncio.iscoroutine(obj):
+        loop = running_loop()
+        if loop is None:
+            obj.close()
+            raise RuntimeError("wrap_future(coroutine) needs a running event loop")
+        return _from_asyncio(loop.create_task(obj))
+    return SyncFuture(result_value=obj)

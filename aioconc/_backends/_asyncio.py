@@ -78,7 +78,7 @@ class AsyncioWorker:
     def _construct(self) -> None:
         spec = self._spec
         try:
-            self._instance = construct(spec.cls, spec.args, spec.kwargs)
+            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits)
         except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)

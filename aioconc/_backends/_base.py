@@ -26,6 +26,7 @@ Differences between modes are capabilities or methods here, never an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,6 +68,7 @@ class WorkerSpec:
     name: str
     options: Options
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: Any = None  # what ``self.limits`` is in the worker (a LimitSet or LimitPool)
 
 
 class BackendWorker(Protocol):
@@ -107,13 +109,40 @@ def is_constructing() -> bool:
     return getattr(_constructing, "depth", 0) > 0
 
 
-def construct(cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Build the user's instance, bypassing auto-init (``Cls(...)`` returning a handle)."""
+def construct(
+    cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], limits: Any = None
+) -> Any:
+    """Build the user's instance, bypassing auto-init (``Cls(...)`` returning a handle).
+
+    ``self.limits`` is set before ``__init__`` runs (so ``__init__`` can use it)
+    and again after it (model classes replace their ``__dict__`` while
+    validating); with no ``limits`` it is an empty ``LimitSet`` whose
+    ``acquire()`` always succeeds at once.
+    """
+    if limits is None:
+        from ..limits import LimitSet
+
+        limits = LimitSet([])
     _constructing.depth = getattr(_constructing, "depth", 0) + 1
     try:
-        return cls(*args, **kwargs)
+        # What type.__call__ does, with the attribute set in between.
+        instance = cls.__new__(cls, *args, **kwargs)
+        if not isinstance(instance, cls):
+            return instance
+        _set_limits(instance, limits)
+        type(instance).__init__(instance, *args, **kwargs)
+        _set_limits(instance, limits)
+        return instance
     finally:
         _constructing.depth -= 1
+
+
+def _set_limits(instance: Any, limits: Any) -> None:
+    if "limits" in type(instance).__dict__ or getattr(instance, "limits", None) is limits:
+        return  # the class defines its own ``limits``: leave it alone
+    # A class with __slots__ and no __dict__ gets no self.limits.
+    with contextlib.suppress(AttributeError):
+        object.__setattr__(instance, "limits", limits)
 
 
 _private_loops = threading.local()
@@ -124,14 +153,38 @@ def run_coroutine_here(coro: Any) -> Any:
 
     In a thread with no running loop, a private per-thread loop runs it; under a
     running loop (sync mode called from async code) it runs on the background
-    loop while this thread waits.
+    loop while this thread waits; on the background loop itself, on a fresh loop
+    in a helper thread.
     """
-    if running_loop() is not None:
+    here = running_loop()
+    if here is not None:
+        if here is background_loop():
+            # On the background loop itself (a sync worker's call run by its
+            # middleware chain): waiting for it there would deadlock.
+            return _run_on_helper_thread(coro)
         return asyncio.run_coroutine_threadsafe(coro, background_loop()).result()
     loop: asyncio.AbstractEventLoop | None = getattr(_private_loops, "loop", None)
     if loop is None or loop.is_closed():
         loop = _private_loops.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coro)
+
+
+def _run_on_helper_thread(coro: Any) -> Any:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, asyncio.run(coro)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="aioconc-sync-coroutine", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def close_private_loop() -> None:

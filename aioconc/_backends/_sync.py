@@ -41,7 +41,7 @@ class SyncWorker:
         self._methods: dict[str, Any] = {}  # bound methods, looked up once per name
         self._closing = False
         try:
-            self._instance = construct(spec.cls, spec.args, spec.kwargs)
+            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits)
         except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)

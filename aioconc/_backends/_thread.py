@@ -177,8 +177,8 @@ class ThreadWorker(SerialThread):
     capabilities = Capabilities(shares_memory=True)
 
     def __init__(self, spec: WorkerSpec) -> None:
-        cls, args, kwargs = spec.cls, spec.args, spec.kwargs
-        super().__init__(f"aioconc-{spec.name}", lambda: construct(cls, args, kwargs))
+        cls, args, kwargs, limits = spec.cls, spec.args, spec.kwargs, spec.limits
+        super().__init__(f"aioconc-{spec.name}", lambda: construct(cls, args, kwargs, limits))
 
     @property
     def home(self) -> asyncio.AbstractEventLoop | None:

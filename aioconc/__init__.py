@@ -42,8 +42,12 @@ from ._worker import Worker as Worker
 from ._worker import worker as worker
 from .config import global_config as global_config
 from .config import temp_config as temp_config
+from .limits import Acquisition as Acquisition
 from .limits import CallLimit as CallLimit
 from .limits import Limit as Limit
+from .limits import LimitPool as LimitPool
+from .limits import LimitSet as LimitSet
+from .limits import LimitSetAcquisition as LimitSetAcquisition
 from .limits import RateLimit as RateLimit
 from .limits import ResourceLimit as ResourceLimit
 from .progress import ProgressBar as ProgressBar
@@ -54,6 +58,7 @@ __all__ = [
     "ALL_COMPLETED",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "Acquisition",
     "AioconcError",
     "BaseFuture",
     "CallLimit",
@@ -62,6 +67,9 @@ __all__ = [
     "ExecutionMode",
     "Future",
     "Limit",
+    "LimitPool",
+    "LimitSet",
+    "LimitSetAcquisition",
     "LoadBalancingAlgorithm",
     "PollingAlgorithm",
     "ProgressBar",

@@ -115,9 +115,9 @@ def construct(
     """Build the user's instance, bypassing auto-init (``Cls(...)`` returning a handle).
 
     ``self.limits`` is set before ``__init__`` runs (so ``__init__`` can use it)
-    and again after it (model classes replace their ``__dict__`` while
-    validating); with no ``limits`` it is an empty ``LimitSet`` whose
-    ``acquire()`` always succeeds at once.
+    and again after it if it is gone (model classes replace their ``__dict__``
+    while validating; an ``__init__`` that sets its own is left alone).  With no
+    ``limits`` it is an empty ``LimitSet`` whose ``acquire()`` succeeds at once.
     """
     if limits is None:
         from ..limits import LimitSet
@@ -131,7 +131,8 @@ def construct(
             return instance
         _set_limits(instance, limits)
         type(instance).__init__(instance, *args, **kwargs)
-        _set_limits(instance, limits)
+        if not hasattr(instance, "limits"):  # __init__ replaced __dict__ (a model class)
+            _set_limits(instance, limits)
         return instance
     finally:
         _constructing.depth -= 1

@@ -1,0 +1,119 @@
+"""``LimitPool``: spread acquisitions over several ``LimitSet``s (e.g. API keys, regions).
+
+Each acquisition goes to one set, chosen round-robin (from ``worker_index``) or
+at random; ``acq.config`` tells which set it came from.  The pool itself keeps
+no limit state: the sets are shared, and a pool is cheap to make per worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import config as _config
+from .._enums import LoadBalancingAlgorithm
+from ._acquisition import LimitSetAcquisition
+from ._limit_set import LimitSet
+
+__all__ = ["LimitPool"]
+
+_BALANCING = (LoadBalancingAlgorithm.RoundRobin, LoadBalancingAlgorithm.Random)
+
+
+class LimitPool:
+    """Choose one of ``limit_sets`` per acquisition.
+
+    Parameters:
+        limit_sets: one or more ``LimitSet``s.
+        load_balancing: "round_robin" or "random" (aliases accepted); defaults
+            to ``global_config.defaults.limit_pool_load_balancing``.
+        worker_index: where round-robin starts; defaults to
+            ``global_config.defaults.limit_pool_worker_index``.
+
+    Raises:
+        ValueError: no sets, or a balancing other than round-robin and random.
+        TypeError: an item is not a ``LimitSet``.
+    """
+
+    def __init__(
+        self,
+        limit_sets: Iterable[LimitSet],
+        load_balancing: LoadBalancingAlgorithm | str | None = None,
+        worker_index: int | None = None,
+    ) -> None:
+        sets = list(limit_sets)
+        if not sets:
+            raise ValueError("LimitPool needs at least one LimitSet")
+        for item in sets:
+            if not isinstance(item, LimitSet):
+                raise TypeError(f"LimitPool takes LimitSet objects, got {item!r}")
+        defaults = _config.global_config.defaults
+        if load_balancing is None:
+            load_balancing = defaults.limit_pool_load_balancing
+        balancing = LoadBalancingAlgorithm(LoadBalancingAlgorithm.parse(load_balancing))
+        if balancing not in _BALANCING:
+            raise ValueError(f"LimitPool balances with round_robin or random, not {balancing.name}")
+        if worker_index is None:
+            worker_index = defaults.limit_pool_worker_index
+        if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
+            raise ValueError(f"worker_index must be an integer >= 0, got {worker_index!r}")
+        self.limit_sets = sets
+        self.load_balancing = balancing
+        self.worker_index = worker_index
+        # next() on itertools.count is atomic under the GIL: no lock on the hot path.
+        self._counter = itertools.count(worker_index)
+        self._picks = [0] * len(sets)
+
+    def _select(self) -> LimitSet:
+        if self.load_balancing is LoadBalancingAlgorithm.Random:
+            index = random.randrange(len(self.limit_sets))
+        else:
+            index = next(self._counter) % len(self.limit_sets)
+        self._picks[index] += 1
+        return self.limit_sets[index]
+
+    def acquire(
+        self, requested: Mapping[str, float] | None = None, timeout: float | None = None
+    ) -> LimitSetAcquisition:
+        """``LimitSet.acquire`` on the next set; raises as that does."""
+        return self._select().acquire(requested, timeout)
+
+    async def async_acquire(
+        self, requested: Mapping[str, float] | None = None, timeout: float | None = None
+    ) -> LimitSetAcquisition:
+        """``LimitSet.async_acquire`` on the next set; raises as that does."""
+        return await self._select().async_acquire(requested, timeout)
+
+    def try_acquire(self, requested: Mapping[str, float] | None = None) -> LimitSetAcquisition:
+        """``LimitSet.try_acquire`` on the next set: never blocks."""
+        return self._select().try_acquire(requested)
+
+    def __getitem__(self, index: int) -> LimitSet:
+        """The ``index``-th set; ``TypeError`` for a non-integer index."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(
+                f"LimitPool indices are integers, not {type(index).__name__}: "
+                "use pool[i]['key'] for a limit of the i-th set"
+            )
+        return self.limit_sets[index]
+
+    def __len__(self) -> int:
+        return len(self.limit_sets)
+
+    def get_stats(self) -> dict[str, Any]:
+        """The pool's balancing and picks per set, and every set's statistics."""
+        return {
+            "num_limit_sets": len(self.limit_sets),
+            "load_balancing": self.load_balancing.value,
+            "worker_index": self.worker_index,
+            "balancer_stats": {"picks": list(self._picks)},
+            "limit_sets": [ls.get_stats() for ls in self.limit_sets],
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<LimitPool {len(self.limit_sets)} sets {self.load_balancing.name} "
+            f"picks={self._picks}>"
+        )

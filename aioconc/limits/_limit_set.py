@@ -1,0 +1,246 @@
+"""``LimitSet``: several limits enforced together, taken all at once or not at all.
+
+::
+
+    ls = LimitSet([CallLimit(window=1, capacity=10), RateLimit(key="tokens", window=60,
+                   capacity=1000), ResourceLimit(key="conn", capacity=2)])
+    with ls.acquire({"tokens": 100}) as acq:      # + 1 call_count, + 1 conn
+        acq.update(usage={"tokens": 80})            # 20 tokens refunded (TokenBucket, GCRA)
+    async with await ls.async_acquire({"tokens": 5}) as acq: ...
+
+What a request takes: with no request, 1 from every CallLimit and ResourceLimit
+(a plain RateLimit then needs an explicit amount: ``ValueError``); with a
+request, the named amounts plus 1 from every CallLimit and ResourceLimit not
+named.  Unknown keys are ignored with a logged warning.
+
+``mode`` says where the set may be used: "sync", "asyncio" and "thread" sets live
+in this process; shared "process" and "ray" sets are accepted and stored, and
+will be served to children over their worker connection / from a Ray actor
+(today their state lives in this process).  The state sits behind a
+``LimitBackend`` (``_engine.py``); this class validates and builds requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .. import config as _config
+from .._enums import ExecutionMode
+from ._acquisition import Acquisition, LimitSetAcquisition
+from ._algorithms import state_class
+from ._definitions import CallLimit, Limit, RateLimit, ResourceLimit
+from ._engine import LimitBackend, LocalLimitEngine
+
+__all__ = ["LimitSet"]
+
+logger = logging.getLogger("aioconc.limits")
+
+_REMOTE_MODES = frozenset({ExecutionMode.Processes, ExecutionMode.Ray})
+
+
+class LimitSet:
+    """Enforce ``limits`` jointly: ``acquire``, ``async_acquire``, ``try_acquire``.
+
+    Parameters:
+        limits: ``RateLimit`` / ``CallLimit`` / ``ResourceLimit`` definitions; an
+            empty list gives a set that never blocks.
+        shared: whether several workers may use this set (see ``limits_for``).
+        mode: the worker mode the set is for: "sync", "asyncio", "thread",
+            "process" or "ray" (aliases accepted).
+        config: any dict, copied onto every acquisition as ``acq.config``.
+        mp_context: for process sets; defaults to the configured ``mp_context``.
+        clock: (aioconc) monotonic seconds, ``time.monotonic`` by default; async
+            waits need a loop whose ``time()`` runs on the same clock.
+
+    Raises:
+        TypeError: an item of ``limits`` is not a ``Limit``; ``config`` not a dict.
+        ValueError: two limits share a key; an unknown mode; ``shared=False``
+            with mode "process" or "ray".
+    """
+
+    def __init__(
+        self,
+        limits: Iterable[Limit],
+        shared: bool = False,
+        mode: ExecutionMode | str = ExecutionMode.Sync,
+        config: Mapping[str, Any] | None = None,
+        mp_context: str | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        limits = list(limits)
+        by_key: dict[str, Limit] = {}
+        for limit in limits:
+            if not isinstance(limit, Limit) or type(limit) is Limit:
+                raise TypeError(
+                    f"LimitSet takes RateLimit, CallLimit or ResourceLimit objects, got {limit!r}"
+                )
+            if limit.key in by_key:
+                raise ValueError(f"duplicate limit key {limit.key!r} in LimitSet")
+            by_key[limit.key] = limit
+        parsed = ExecutionMode(ExecutionMode.parse(mode))
+        if not shared and parsed in _REMOTE_MODES:
+            raise ValueError(
+                f"LimitSet(mode={str(mode)!r}) must be shared=True: a private set lives "
+                "inside one worker, so only sync, asyncio or thread sets can be private"
+            )
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"LimitSet config must be a dict, got {type(config).__name__}")
+        if mp_context is None and parsed is ExecutionMode.Processes:
+            mp_context = _config.resolve(parsed, "mp_context")
+        self.limits = limits
+        self.shared = bool(shared)
+        self.mode = parsed
+        self.config: dict[str, Any] = dict(config or {})
+        self.mp_context = mp_context
+        self._by_key = by_key
+        self._implicit = {
+            key: 1 for key, limit in by_key.items() if isinstance(limit, (CallLimit, ResourceLimit))
+        }
+        self._warned: set[str] = set()
+        self._backend: LimitBackend = LocalLimitEngine(limits, clock)
+
+    # -- acquiring -----------------------------------------------------------
+
+    def acquire(
+        self, requested: Mapping[str, float] | None = None, timeout: float | None = None
+    ) -> LimitSetAcquisition:
+        """Block until every requested limit fits, take them all, return the acquisition.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds, ``ValueError`` for a
+        request that can never be met (see the class docstring).  In async code
+        use ``async_acquire``: this blocks the thread, and with it its loop.
+        """
+        amounts = self._amounts(requested)
+        if amounts:
+            self._backend.acquire(amounts, timeout)
+        return self._acquisition(amounts, True)
+
+    async def async_acquire(
+        self, requested: Mapping[str, float] | None = None, timeout: float | None = None
+    ) -> LimitSetAcquisition:
+        """``acquire`` for async code: waits on the running loop without blocking it."""
+        amounts = self._amounts(requested)
+        if amounts:
+            await self._backend.async_acquire(amounts, timeout)
+        return self._acquisition(amounts, True)
+
+    def try_acquire(self, requested: Mapping[str, float] | None = None) -> LimitSetAcquisition:
+        """Take the request now or not at all; check ``.successful``. Never blocks."""
+        amounts = self._amounts(requested)
+        taken = not amounts or self._backend.try_acquire(amounts)
+        return self._acquisition(amounts, taken)
+
+    def _acquisition(self, amounts: dict[str, float], successful: bool) -> LimitSetAcquisition:
+        parts = {
+            key: Acquisition(self._by_key[key], amount, successful)
+            for key, amount in amounts.items()
+        }
+        return LimitSetAcquisition(self, parts, successful, self.config)
+
+    def _release(self, acquisition: LimitSetAcquisition) -> None:
+        parts = acquisition.acquisitions
+        if not parts:
+            return
+        amounts = {key: acq.requested for key, acq in parts.items()}
+        used = {key: acq.used for key, acq in parts.items() if acq.used is not None}
+        self._backend.release(amounts, used)
+
+    # -- requests ------------------------------------------------------------
+
+    def _amounts(self, requested: Mapping[str, float] | None) -> dict[str, float]:
+        """The full request: validated amounts per key, implicit limits added."""
+        if not requested:
+            for key in self._by_key:
+                if key not in self._implicit:
+                    raise ValueError(
+                        f"acquire() needs an amount for RateLimit {key!r}: "
+                        f"pass requested={{{key!r}: n}}"
+                    )
+            return dict(self._implicit)
+        if not isinstance(requested, Mapping):
+            raise TypeError(f"requested must be a dict of key -> amount, got {requested!r}")
+        amounts: dict[str, float] = {}
+        for key, amount in requested.items():
+            limit = self._by_key.get(key)
+            if limit is None:
+                self._warn_unknown(key)
+                continue
+            amounts[key] = _checked(limit, amount)
+        for key, amount in self._implicit.items():
+            amounts.setdefault(key, amount)
+        return amounts
+
+    def _warn_unknown(self, key: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(
+                "unknown limit key %r is ignored (this LimitSet has: %s)", key, sorted(self._by_key)
+            )
+
+    # -- inspection ----------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Limit:
+        """The limit definition with ``key``; ``KeyError`` if there is none."""
+        try:
+            return self._by_key[key]
+        except KeyError:
+            raise KeyError(f"no limit with key {key!r} in this LimitSet") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def get_stats(self) -> dict[str, dict[str, Any]]:
+        """Per key, the live statistics of that limit (available, utilization, ...)."""
+        stats = self._backend.stats()
+        return {key: {"key": key, **stats[key]} for key in self._by_key}
+
+    def __repr__(self) -> str:
+        parts = []
+        for key, stat in self._backend.stats().items():
+            available = stat.get("available")
+            shown = "inf" if available == math.inf else f"{available:g}"
+            parts.append(f"{key}={shown}/{stat['capacity']:g}")
+        kind = "shared" if self.shared else "private"
+        waiting = getattr(self._backend, "waiting", 0)
+        return f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={waiting}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A private set travels as its definitions (fresh state where it lands); a
+        # shared one must stay one state, served by its worker connection instead.
+        if self.shared:
+            raise TypeError(
+                f"a shared LimitSet (mode={self.mode}) cannot be pickled: its state must stay "
+                "in one place; give it to workers with options(limits=...)"
+            )
+        return (LimitSet, (self.limits, False, self.mode, self.config, self.mp_context))
+
+
+def _checked(limit: Limit, amount: object) -> float:
+    """``amount`` as a valid request for ``limit``, else ``ValueError`` naming the key."""
+    key = limit.key
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise ValueError(f"requested amount for {key!r} must be a number, got {amount!r}")
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"requested amount for {key!r} must be finite and >= 0, got {amount}")
+    capacity = limit.capacity  # type: ignore[attr-defined]
+    if amount > capacity:
+        raise ValueError(
+            f"requested {amount} of {key!r} exceeds its capacity {capacity}: "
+            "this request could never be granted"
+        )
+    if amount != int(amount):
+        if isinstance(limit, ResourceLimit):
+            raise ValueError(f"ResourceLimit {key!r} takes whole units, got {amount}")
+        if isinstance(limit, RateLimit) and state_class(limit).integral:
+            raise ValueError(
+                f"{limit.algorithm} limit {key!r} counts whole units, got {amount}; "
+                "use TokenBucket or GCRA for fractional amounts"
+            )
+    return amount

@@ -2,10 +2,13 @@
 
 ``make(value=None, exc=None, delay=0.0)`` returns a library future finished
 ``delay`` seconds later with ``value`` or ``exc``.  It is parametrized: futures
-finished from a timer thread, and futures made by real workers in asyncio and
-thread mode (one worker per future, so delays overlap).  Sync mode is left out:
-its futures are finished before a call returns, and these tests need pending
-ones.  Everything still pending at teardown is cancelled and the workers stopped.
+finished from a timer thread, and futures made by real workers in asyncio,
+thread and process mode (one worker per future, so delays overlap; in process
+mode instant calls share one worker).  Sync mode is left out: its futures are
+finished before a call returns, and these tests need pending ones.  Process
+futures of exceptions are skipped: the exception arrives as a copy, and these
+tests check it is the very object.  Everything still pending at teardown is
+cancelled and the workers stopped.
 """
 
 from __future__ import annotations
@@ -50,13 +53,14 @@ class Producer(Worker):
         return value
 
 
-@pytest.fixture(params=["timer", "asyncio", "threads"])
-def future_factory(request: pytest.FixtureRequest) -> Iterator[MakeFuture]:
+@pytest.fixture(params=["timer", "asyncio", "threads", "processes"])
+def future_factory(request: pytest.FixtureRequest, gate: threading.Event) -> Iterator[MakeFuture]:
+    # ``gate`` (conftest) works across processes too; teardown opens it.
     kind: str = request.param
     made: list[Future[Any]] = []
     timers: list[threading.Timer] = []
     workers: list[WorkerHandle] = []
-    gate = threading.Event()
+    instant: list[WorkerHandle] = []
 
     def make(
         value: Any = None, exc: BaseException | None = None, delay: float = 0.0
@@ -68,8 +72,15 @@ def future_factory(request: pytest.FixtureRequest) -> Iterator[MakeFuture]:
             timer.start()
             timers.append(timer)
         else:
-            handle = Producer.options(mode=kind).init(gate)
-            workers.append(handle)
+            if kind == "processes" and exc is not None:
+                pytest.skip("an exception crosses the process boundary as a copy, not itself")
+            if kind == "processes" and not delay and instant:
+                handle = instant[0]  # instant calls never block it: no process per future
+            else:
+                handle = Producer.options(mode=kind).init(gate)
+                workers.append(handle)
+                if not delay:
+                    instant.append(handle)
             method = handle.aproduce if kind == "asyncio" else handle.produce
             future = method(value, exc, delay)
         made.append(future)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -21,9 +22,61 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def _gate_manager() -> Iterator[Any]:
+    # A manager's events can be passed to worker processes too (aioconc's
+    # children take the parent's authkey).  Spawned: never fork the test process.
+    manager = multiprocessing.get_context("spawn").Manager()
+    yield manager
+    manager.shutdown()
+
+
 @pytest.fixture
-def gate() -> Iterator[threading.Event]:
-    """An event a test opens to let blocked worker methods go on; opened at teardown."""
-    event = threading.Event()
+def gate(_gate_manager: Any) -> Iterator[threading.Event]:
+    """An event a test opens to let blocked worker methods go on; opened at teardown.
+
+    It works across processes (a ``multiprocessing.Manager`` event), so the same
+    tests run in process mode.
+    """
+    event = _gate_manager.Event()
     yield event
     event.set()
+
+
+# ---------------------------------------------------------------------------
+# Ray: one local Ray for the whole session, started by the first ray-mode test
+# ---------------------------------------------------------------------------
+
+
+def _take_authkey(authkey: bytes) -> Any:
+    def setup() -> None:
+        multiprocessing.current_process().authkey = authkey
+
+    return setup
+
+
+@pytest.fixture(scope="session")
+def _ray_session() -> Iterator[None]:
+    # ray.init is slow: started once.  Its workers take this process's authkey,
+    # so the `gate` events (multiprocessing.Manager proxies) work in actors too.
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        authkey = bytes(multiprocessing.current_process().authkey)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level="ERROR",
+            runtime_env={"worker_process_setup_hook": _take_authkey(authkey)},
+        )
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ray_when_needed(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("worker_mode") == "ray":
+        request.getfixturevalue("_ray_session")

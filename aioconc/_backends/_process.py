@@ -1,0 +1,500 @@
+"""Process mode: one dedicated child process per worker, over one duplex socket.
+
+::
+
+    caller threads ──dispatch()──► outbox ──flush──► [CALLS batch] ═══socket═══► child
+                   (a burst is one frame; pickled per item)                    runs calls in
+    background loop ◄── add_reader ◄── [RESULTS batch] ◄═════════════════════ order, batches
+      finishes futures                                                           results
+    background loop ◄── process exit (pidfd / fork server report) ──► every pending call
+                                                                      fails: WorkerCrashedError
+
+Children start from aioconc's own entry point (``_child.py`` loaded by path in
+a fresh interpreter), never from the parent's ``__main__``: scripts need no
+``if __name__ == "__main__"`` guard and classes, lambdas and closures from
+``__main__`` travel by value (cloudpickle).  ``mp_context`` picks how:
+
+* ``"forkserver"`` (default) and ``"fork"``: forked from aioconc's fork
+  server, a single-threaded helper process started once with cloudpickle and
+  aioconc preloaded, so a worker starts in milliseconds.  ``"fork"`` maps here
+  too: forking the caller itself would copy aioconc's loop thread mid-flight.
+* ``"spawn"``: a fresh interpreter per worker (slower to start, shares nothing).
+
+Results are read on aioconc's background loop (a worker outlives the loop that
+created it); a call made in a plain thread is written from that thread at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import pickle
+import socket
+import sys
+import threading
+from typing import Any
+
+from .._call import Call
+from .._enums import ExecutionMode
+from .._exceptions import WorkerCrashedError, WorkerStoppedError
+from .._future import Future
+from .._runtime import background_loop, inbox_for, running_loop
+from .._serialize import (
+    argument_error,
+    dumps,
+    remote_error,
+    unloadable_error,
+    with_remote_traceback,
+)
+from . import OPTION_NAMES
+from ._base import Capabilities, WorkerSpec
+from ._child import (
+    ABORT,
+    CALLS,
+    CLOSE,
+    ERROR,
+    INIT,
+    INIT_ERROR,
+    OK,
+    READY,
+    RESULTS,
+    UNSERIALIZABLE,
+    BatchWriter,
+    FrameReader,
+    frame,
+    split_batch,
+)
+from ._launch import authkey, exit_description, launcher_for
+
+__all__ = ["ProcessWorker", "backend"]
+
+log = logging.getLogger("aioconc")
+
+_KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL in force_close()
+_EXIT_FALLBACK = 1.0  # EOF seen but no exit reported: give up waiting after this
+
+
+# ---------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------
+
+
+class ProcessWorker:
+    """A worker whose instance lives in a child process of its own."""
+
+    capabilities = Capabilities(needs_pickling=True, shares_memory=False)
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.ready: Future[None] = Future()
+        self.closed: Future[None] = Future()
+        self._name = spec.name
+        self._cls = spec.cls
+        self._loop = background_loop()
+        self._inbox = inbox_for(self._loop)
+        self._lock = threading.Lock()  # outbox, writer, write buffer, pending vs death
+        self._writer = BatchWriter()
+        self._outbox: list[Call] = []
+        self._wbuf = bytearray()
+        self._posted = False
+        self._pending: dict[int, Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._reader = FrameReader()
+        self._dead: BaseException | None = None
+        self._closing = False
+        self._killed = False
+        self._final = False
+        self._exitcode: int | None = None
+        self._exited = threading.Event()
+        self._timers: list[asyncio.TimerHandle] = []
+        self.pid: int | None = None
+        if spec.options.serializer != "cloudpickle":
+            raise ValueError(
+                f"serializer={spec.options.serializer!r} is not supported in process mode yet; "
+                "use 'cloudpickle'"
+            )
+        try:
+            blob = dumps((spec.cls, spec.args, spec.kwargs))
+        except Exception as exc:
+            self._fail_start(argument_error(spec.cls, "__init__", spec.args, spec.kwargs, exc))
+            return
+        body = pickle.dumps((list(sys.path), os.getcwd(), authkey(), blob))
+        self._sock, child = socket.socketpair()
+        self._sock.setblocking(False)
+        try:
+            with self._lock:
+                self._send_locked(frame(INIT, body))
+            self._launcher = launcher_for(str(spec.extra.get("mp_context", "forkserver")))
+            self._launcher.launch(child, self)
+        except BaseException:
+            self._sock.close()
+            raise
+        finally:
+            child.close()
+        self._start_timeout = spec.extra.get("start_timeout")
+        self._kill_on_timeout = spec.extra.get("on_timeout") == "kill"
+        self._kill_reason: str | None = None
+        self._inbox.post(self._attach)
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None:
+        # None, as for thread workers: a chain runs on the caller's loop, so its
+        # futures belong there.  The worker's own I/O is on the background loop.
+        return None
+
+    def __repr__(self) -> str:
+        return f"<ProcessWorker {self._name} pid={self.pid} pending={len(self._pending)}>"
+
+    # -- calls: the caller's side -------------------------------------------
+
+    def dispatch(self, call: Call) -> None:
+        if self._dead is not None or self._closing:
+            self._refuse(call.future)
+            return
+        if running_loop() is self._loop:
+            with self._lock:
+                self._outbox.append(call)
+                if self._posted:
+                    return  # a flush is on its way and will take this call too
+                self._posted = True
+            self._loop.call_soon(self._flush)  # a burst on the loop becomes one frame
+            return
+        # Any other thread writes at once, under the lock: no hand-off on the
+        # round trip, and concurrent callers' frames never interleave.
+        with self._lock:
+            self._outbox.append(call)
+            failed = self._flush_locked()
+        if failed:
+            self._fail_unpicklable(failed)
+
+    def _flush(self) -> None:
+        with self._lock:
+            failed = self._flush_locked()
+        self._fail_unpicklable(failed)
+
+    def _flush_locked(self) -> list[tuple[Call, Exception]]:
+        self._posted = False
+        calls, self._outbox = self._outbox, []
+        failed: list[tuple[Call, Exception]] = []
+        if self._dead is not None:
+            # The worker died after these were queued: end them like the rest.
+            for call in calls:
+                self._inbox.post(self._refuse, call.future)
+            return failed
+        writer, pending, ids = self._writer, self._pending, self._ids
+        idle = not pending
+        for call in calls:
+            fut = call.future
+            if fut.done():
+                continue  # cancelled before it was sent: it never runs
+            ident = next(ids)
+            error = writer.add(ident, (call.method, call.args, call.kwargs))
+            if error is not None:
+                failed.append((call, error))
+                continue
+            pending[ident] = fut
+        if idle:
+            self._start_head()
+        data = writer.take(CALLS)
+        if data is not None:
+            self._send_locked(data)
+        return failed
+
+    def _start_head(self) -> None:
+        # The child runs calls in order, so the oldest pending call is the one
+        # running: it alone is STARTED (cancel() returns False for it); those
+        # queued behind it stay PENDING and can still be cancelled (a call
+        # cancelled after it was sent may still run; its result is dropped).
+        for fut in self._pending.values():
+            if fut._start() or not fut.done():
+                return
+
+    def _fail_unpicklable(self, failed: list[tuple[Call, Exception]]) -> None:
+        for call, error in failed:
+            call.future._set_exception(
+                argument_error(self._cls, call.method, call.args, call.kwargs, error)
+            )
+
+    def _send_locked(self, data: bytes) -> None:
+        # Non-blocking: what the socket does not take now, the loop writes later.
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return  # the child is gone; its exit ends the pending calls
+        if sent < len(data):
+            self._wbuf += memoryview(data)[sent:]
+            self._inbox.post(self._start_writing)
+
+    def _refuse(self, fut: Future[Any]) -> None:
+        # Closing ends calls as cancelled; a death (crash, failed start) fails them.
+        dead = self._dead
+        if dead is not None and not (self._closing and isinstance(dead, WorkerStoppedError)):
+            fut._set_exception(self._error())
+        else:
+            fut._set_cancelled()
+
+    def _error(self) -> BaseException:
+        dead = self._dead
+        if isinstance(dead, WorkerCrashedError):
+            # A fresh exception per call: one object raised in many places
+            # would collect every caller's traceback.
+            return WorkerCrashedError(
+                str(dead), worker=dead.worker, pid=dead.pid, exitcode=dead.exitcode
+            )
+        return dead if dead is not None else WorkerStoppedError(f"worker {self._name} stopped")
+
+    def on_timeout(self, call: Call) -> None:
+        """The timeout stage's hook: with ``on_timeout="kill"``, kill the child.
+
+        The late call may run forever; killing its process fails the calls
+        pending on it with ``WorkerCrashedError`` (a pool replaces the worker).
+        """
+        if self._kill_on_timeout and not self._final and self.ready.done():
+            self._kill_reason = f"was killed because {call.method}() timed out (on_timeout='kill')"
+            self._launcher.signal(self, kill=True)
+
+    # -- the loop's side -------------------------------------------------------
+
+    def _attach(self) -> None:
+        if self._final:
+            return
+        loop = self._loop
+        loop.add_reader(self._sock.fileno(), self._on_readable)
+        self._launcher.watch(self, loop)
+        if self._start_timeout and not self.ready.done():
+            self._timers.append(loop.call_later(self._start_timeout, self._start_timed_out))
+
+    def _start_writing(self) -> None:
+        if not self._final:
+            self._loop.add_writer(self._sock.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        with self._lock:
+            try:
+                sent = self._sock.send(self._wbuf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                sent = len(self._wbuf)
+            del self._wbuf[:sent]
+            done = not self._wbuf
+        if done:
+            self._loop.remove_writer(self._sock.fileno())
+
+    def _on_readable(self) -> None:
+        try:
+            frames = self._reader.recv(self._sock)
+        except (BlockingIOError, InterruptedError):
+            return
+        if frames is None:
+            self._on_eof()
+            return
+        try:
+            self._handle(frames)
+        except Exception:
+            # A garbled stream can't be trusted any further: end the worker
+            # (its calls fail as crashed) rather than leave futures pending.
+            log.exception("worker %s sent a message that could not be read", self._name)
+            self._launcher.signal(self, kill=True)
+
+    def _handle(self, frames: list[tuple[int, bytes]]) -> None:
+        for kind, body in frames:
+            if kind == RESULTS:
+                self._deliver(body)
+            elif kind == READY:
+                self.pid = int.from_bytes(body, "little") or self.pid
+                self.ready._set_result(None)
+            elif kind == INIT_ERROR:
+                for _, blob in split_batch(body):
+                    self.ready._set_exception(self._outcome_error(blob))
+
+    def _deliver(self, body: bytes) -> None:
+        pending = self._pending
+        for ident, blob in split_batch(body):
+            fut = pending.pop(ident, None)
+            if fut is None:
+                continue  # skipped after a cancel, or already ended by force_close()
+            try:
+                item = pickle.loads(blob)
+            except Exception as exc:
+                fut._set_exception(unloadable_error(self._name, exc))
+                continue
+            tag = item[0]
+            if tag == OK:
+                fut._set_result(item[1])
+            elif tag == ERROR:
+                fut._set_exception(with_remote_traceback(item[1], item[2]))
+            elif tag == UNSERIALIZABLE:
+                fut._set_exception(remote_error(item[1], item[2]))
+            else:
+                fut._set_cancelled()
+        if pending:
+            with self._lock:
+                self._start_head()
+
+    def _outcome_error(self, blob: memoryview) -> BaseException:
+        try:
+            item = pickle.loads(blob)
+        except Exception as exc:
+            return unloadable_error(self._name, exc)
+        if item[0] == ERROR:
+            return with_remote_traceback(item[1], item[2])
+        return remote_error(item[1], item[2])
+
+    def _on_eof(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        if self._exitcode is not None or self._exited.is_set():
+            self._finalize()
+        else:
+            # The exit report follows at once; this only guards a lost report.
+            self._timers.append(self._loop.call_later(_EXIT_FALLBACK, self._finalize))
+
+    def _on_pid(self, pid: int) -> None:
+        """Called on the loop by the launcher when the child's pid is known."""
+        self.pid = pid
+        if self._killed:
+            self._launcher.signal(self, kill=True)
+
+    def _on_exit(self, code: int | None) -> None:
+        """Called on the loop by the launcher when the child has exited (and is reaped)."""
+        self._exitcode = code
+        self._exited.set()
+        if self._final:
+            return
+        # Results the child sent before exiting are still in the socket: read them.
+        while not self._sock._closed:  # type: ignore[attr-defined]
+            try:
+                frames = self._reader.recv(self._sock)
+            except (BlockingIOError, InterruptedError):
+                break
+            if frames is None:
+                break
+            for kind, body in frames:
+                if kind == RESULTS:
+                    self._deliver(body)
+        self._finalize()
+
+    def _finalize(self) -> None:
+        if self._final:
+            return
+        self._final = True
+        for timer in self._timers:
+            timer.cancel()
+        if not self._sock._closed:  # type: ignore[attr-defined]
+            self._loop.remove_reader(self._sock.fileno())
+            self._loop.remove_writer(self._sock.fileno())
+            self._sock.close()
+        self._launcher.release(self)
+        with self._lock:
+            if self._dead is None:
+                self._dead = self._death()
+            futures = [call.future for call in self._outbox]
+            futures += self._pending.values()
+            self._outbox = []
+            self._pending.clear()
+        for fut in futures:
+            self._refuse(fut)
+        if not self.ready.done():
+            self.ready._set_exception(self._error())
+        self.closed._set_result(None)
+
+    def _death(self) -> BaseException:
+        code = self._exitcode
+        if self.ready._exception is not None:
+            return self.ready._exception  # calls made before a failed __init__ fail with it
+        if self._killed or (self._closing and code == 0):
+            return WorkerStoppedError(f"worker {self._name} is stopped")
+        how = self._kill_reason or exit_description(code)
+        return WorkerCrashedError(
+            f"worker {self._name} (pid {self.pid}) {how}; its pending calls are lost",
+            worker=self._name,
+            pid=self.pid,
+            exitcode=code,
+        )
+
+    def _start_timed_out(self) -> None:
+        if self.ready.done():
+            return
+        self._dead = TimeoutError(
+            f"starting worker {self._name} timed out after {self._start_timeout} s "
+            "(process_worker_result_queue_timeout)"
+        )
+        self.ready._set_exception(self._dead)
+        self.force_close()
+
+    # -- closing ---------------------------------------------------------------
+
+    def begin_close(self, graceful: bool) -> None:
+        cancelled: list[Future[Any]] = []
+        failed: list[tuple[Call, Exception]] = []
+        with self._lock:
+            if self._closing or self._dead is not None:
+                return
+            self._closing = True
+            if graceful:
+                failed = self._flush_locked()
+            else:
+                cancelled = [call.future for call in self._outbox]
+                self._outbox = []
+                # Calls run in order: all but the oldest pending call have not
+                # started, and the child skips them on ABORT.
+                for ident in sorted(self._pending)[1:]:
+                    cancelled.append(self._pending.pop(ident))
+            self._send_locked(frame(CLOSE if graceful else ABORT))
+        self._fail_unpicklable(failed)
+        for fut in cancelled:
+            fut._set_cancelled()
+
+    def force_close(self) -> None:
+        """Terminate the child (SIGTERM, then SIGKILL), cancel what is pending, reap."""
+        with self._lock:
+            self._closing = True
+            self._killed = True
+            futures = [call.future for call in self._outbox]
+            futures += self._pending.values()
+            self._outbox = []
+            self._pending.clear()
+        for fut in futures:
+            fut._set_cancelled()
+        if self._final or not hasattr(self, "_launcher"):
+            self.closed._set_result(None)
+            return
+        on_loop = running_loop() is self._loop
+        self._launcher.signal(self, kill=on_loop)
+        if not on_loop:
+            if not self._exited.wait(_KILL_GRACE):
+                self._launcher.signal(self, kill=True)
+                self._exited.wait(2.0)
+            self._inbox.post(self._finalize)
+            if self._exited.is_set():
+                self.closed._set_result(None)
+
+    def _fail_start(self, exc: BaseException) -> None:
+        self._dead = exc
+        self._final = True
+        self.ready._set_exception(exc)
+        self.closed._set_result(None)
+
+
+# ---------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------
+
+
+class ProcessBackend:
+    """Starts :class:`ProcessWorker` s."""
+
+    option_names = OPTION_NAMES[ExecutionMode.Processes]
+    capabilities = ProcessWorker.capabilities
+
+    def start(self, spec: WorkerSpec) -> ProcessWorker:
+        return ProcessWorker(spec)
+
+
+backend = ProcessBackend()

@@ -51,6 +51,9 @@ from .limits import LimitSetAcquisition as LimitSetAcquisition
 from .limits import RateLimit as RateLimit
 from .limits import ResourceLimit as ResourceLimit
 from .progress import ProgressBar as ProgressBar
+from .task import Executor as Executor
+from .task import TaskWorker as TaskWorker
+from .task import task as task
 
 __version__ = "0.1.0"
 
@@ -65,6 +68,7 @@ __all__ = [
     "CallTimeoutError",
     "CancelledError",
     "ExecutionMode",
+    "Executor",
     "Future",
     "Limit",
     "LimitPool",
@@ -85,6 +89,7 @@ __all__ = [
     "SyncFuture",
     "TaskRecord",
     "TaskStatus",
+    "TaskWorker",
     "Timer",
     "TimerError",
     "Worker",
@@ -97,6 +102,7 @@ __all__ = [
     "async_wait",
     "gather",
     "global_config",
+    "task",
     "temp_config",
     "wait",
     "worker",

@@ -51,9 +51,14 @@ def attempt_handler(worker: BackendWorker) -> Handler:
 
     async def attempt(call: Call) -> Any:
         one = call.attempt()
-        call.future.attempts += 1
-        worker.dispatch(one)
-        return await one.future
+        outer = call.future
+        outer.attempts += 1
+        outer._inner = one.future
+        try:
+            worker.dispatch(one)
+            return await one.future
+        finally:
+            outer._inner = None
 
     return attempt
 

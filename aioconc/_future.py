@@ -154,6 +154,7 @@ class Future(Generic[T]):
         "_callbacks",
         "_exception",
         "_loop",
+        "_inner",
         "_result",
         "_state",
         "_task_id",
@@ -181,6 +182,9 @@ class Future(Generic[T]):
         # task per future; it is then finished and its callbacks run on that loop.
         self._asyncio_future_blocking: bool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # _aio's loop, once bound
+        # The attempt running on this call's behalf (a middleware chain's inner
+        # call): while it runs, this call is exactly as cancellable as it is.
+        self._inner: Future[Any] | None = None
         self._task_id: str | None = None
         self.priority = priority
         self.worker = worker
@@ -248,6 +252,12 @@ class Future(Generic[T]):
         method in asyncio mode); otherwise ``False`` is returned and it finishes.
         A finished call returns ``False``.
         """
+        inner = self._inner
+        if inner is not None and self._state is _STARTED and not inner.done():
+            # A call inside a middleware chain: cancellable as long as its
+            # current attempt is (not started yet, or interruptible).
+            if not inner.cancel():
+                return False
         with _lock:
             state = self._state
             if state is _PENDING:

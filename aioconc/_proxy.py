@@ -10,17 +10,19 @@ backend when the worker has no middleware.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._call import Call
-from ._chain import ChainRunner, Handler
+from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
 from ._future import Future
 from ._options import parse_priority
 from ._runtime import running_loop
+from ._unwrap import defer, needs_unwrap
 
 if TYPE_CHECKING:
     from ._backends._base import BackendWorker
@@ -59,7 +61,12 @@ class BoundMethod:
         if handle._stopped:
             raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
         fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
-        handle._dispatch(Call(self._name, args, kwargs, fut, self._timeout))
+        call = Call(self._name, args, kwargs, fut, self._timeout)
+        dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
+        if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
+            defer(call, dispatch)  # starts once its input futures are done
+        else:
+            dispatch(call)
         if handle._blocking:
             return fut.result()
         return fut
@@ -103,11 +110,22 @@ class WorkerHandle:
         self._worker = worker
         self._stopped = False
         self._blocking = options.blocking
+        # A backend that resolves argument futures itself (ray) gets them as they are.
+        self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
+        self._init_kwargs: dict[str, Any] = {}
+        # Called with ``graceful`` when the handle stops (the submission queue's
+        # hook: it cancels held-back calls, or returns a future that finishes
+        # once they have all been handed to the backend).
+        self._stop_hooks: list[Callable[[bool], Future[None] | None]] = []
+        self._chain_loop: asyncio.AbstractEventLoop | None = None
         if chain is None:
             self._dispatch: Callable[[Call], None] = worker.dispatch
         else:
-            loop = worker.home or _home_for_chain()
+            loop = self._chain_loop = worker.home or _home_for_chain()
             self._dispatch = ChainRunner(chain, loop).dispatch
+        # Where calls with a per-call timeout go: the chain, which then has a
+        # timeout stage (see middleware.stages_for); made on first use otherwise.
+        self._timed: Callable[[Call], None] | None = None if chain is None else self._dispatch
         # A handle dropped without stop() still lets its worker finish what it
         # was given and end: no thread or process outlives the last reference.
         self._finalizer = weakref.finalize(self, worker.begin_close, True)
@@ -170,6 +188,11 @@ class WorkerHandle:
         self._stopped = True
         self._finalizer.detach()
         worker = self._worker
+        wait = self._options.stop_timeout if timeout is None else timeout
+        for drained in self._run_stop_hooks(graceful):
+            if running_loop() is not self._chain_loop:  # there, waiting would deadlock
+                with contextlib.suppress(TimeoutError):
+                    drained.result(wait)
         worker.begin_close(graceful)
         if worker.closed.done():
             return
@@ -177,7 +200,6 @@ class WorkerHandle:
             if not graceful:
                 worker.force_close()
             return
-        wait = self._options.stop_timeout if timeout is None else timeout
         try:
             worker.closed.result(wait)
         except TimeoutError:
@@ -194,12 +216,41 @@ class WorkerHandle:
         self._stopped = True
         self._finalizer.detach()
         worker = self._worker
-        worker.begin_close(graceful)
         wait = self._options.stop_timeout if timeout is None else timeout
+        for drained in self._run_stop_hooks(graceful):
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drained.as_asyncio_future()), wait)
+        worker.begin_close(graceful)
         try:
             await asyncio.wait_for(asyncio.shield(worker.closed.as_asyncio_future()), wait)
         except (TimeoutError, asyncio.TimeoutError):
             worker.force_close()
+
+    def _run_stop_hooks(self, graceful: bool) -> list[Future[None]]:
+        waits = []
+        for hook in self._stop_hooks:
+            drained = hook(graceful)
+            if drained is not None and not drained.done():
+                waits.append(drained)
+        return waits
+
+    def _timed_dispatch(self) -> Callable[[Call], None]:
+        """The dispatch of calls with a per-call timeout.
+
+        A worker with no chain gets, on first use, a chain of the timeout stage
+        alone: its other calls keep the direct path to the backend.
+        """
+        timed = self._timed
+        if timed is None:
+            from .middleware._timeout import timeout_stage
+
+            worker = self._worker
+            stage = timeout_stage(None, on_timeout=getattr(worker, "on_timeout", None))
+            chain = build_chain([stage], attempt_handler(worker))
+            assert chain is not None  # one stage: never the empty chain
+            loop = worker.home or _home_for_chain()
+            timed = self._timed = ChainRunner(chain, loop).dispatch
+        return timed
 
     def __enter__(self) -> WorkerHandle:
         return self
@@ -222,6 +273,13 @@ class WorkerHandle:
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else ("ready" if self.ready.done() else "starting")
         return f"<{type(self).__name__} {self._name} mode={self.mode} {state}>"
+
+
+def _timed_dispatch(handle: Any) -> Callable[[Call], None]:
+    # A handle type without a timeout-only chain of its own (a pool) relies on
+    # its chain's timeout stage.
+    get = getattr(handle, "_timed_dispatch", None)
+    return handle._dispatch if get is None else get()  # type: ignore[no-any-return]
 
 
 def _home_for_chain() -> asyncio.AbstractEventLoop:

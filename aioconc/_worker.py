@@ -25,6 +25,7 @@ from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
 from ._runtime import running_loop
 from .middleware import stages_for
+from .middleware._queue import SubmissionQueue
 
 __all__ = ["Worker", "WorkerBuilder", "start_worker", "worker"]
 
@@ -110,8 +111,21 @@ def start_worker(
     name = worker_name(cls)
     spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra))
     backend_worker = backend.start(spec)
-    chain = build_chain(stages_for(options, methods), attempt_handler(backend_worker))
-    handle = WorkerHandle(cls, name, options, backend_worker, chain)
+    on_timeout = getattr(backend_worker, "on_timeout", None)
+    try:
+        stages = stages_for(options, methods, worker_class=cls.__name__, on_timeout=on_timeout)
+    except BaseException:  # invalid retry options: leave no worker running
+        backend_worker.force_close()
+        raise
+    chain = build_chain(stages, attempt_handler(backend_worker))
+    # A worker class may bring its own handle type (TaskWorker: submit/map).
+    handle_cls: type[WorkerHandle] = getattr(cls, "_aioconc_handle_class", WorkerHandle)
+    handle = handle_cls(cls, name, options, backend_worker, chain)
+    handle._init_kwargs = kwargs
+    for stage in stages:  # the submission queue: told its loop, stopped with the handle
+        if isinstance(stage, SubmissionQueue) and handle._chain_loop is not None:
+            stage.bind_loop(handle._chain_loop)
+            handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready
     if not ready.done() and running_loop() is None:
         timeout = options.extra.get("start_timeout")

@@ -56,6 +56,7 @@ class Capabilities:
     shares_memory: bool = True
     interruptible: bool = False  # cancel() can stop a running call
     blocking_dispatch: bool = False  # dispatch() runs the call before returning (sync)
+    unwraps_futures: bool = False  # dispatch() resolves argument futures itself (ray: as refs)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from ._record import TaskRecord, TaskStatus, utc_datetime
 from ._runtime import inbox_for, running_loop
@@ -73,6 +73,12 @@ _ID_PREFIX = os.urandom(6).hex()
 _ids = itertools.count(1)
 
 _lock = threading.Lock()
+
+
+class _Cancellable(Protocol):
+    def done(self) -> bool: ...
+
+    def cancel(self) -> bool: ...
 
 
 class _Waiter:
@@ -153,8 +159,8 @@ class Future(Generic[T]):
         "_asyncio_future_blocking",
         "_callbacks",
         "_exception",
-        "_loop",
         "_inner",
+        "_loop",
         "_result",
         "_state",
         "_task_id",
@@ -184,7 +190,7 @@ class Future(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None  # _aio's loop, once bound
         # The attempt running on this call's behalf (a middleware chain's inner
         # call): while it runs, this call is exactly as cancellable as it is.
-        self._inner: Future[Any] | None = None
+        self._inner: _Cancellable | None = None
         self._task_id: str | None = None
         self.priority = priority
         self.worker = worker
@@ -253,11 +259,11 @@ class Future(Generic[T]):
         A finished call returns ``False``.
         """
         inner = self._inner
-        if inner is not None and self._state is _STARTED and not inner.done():
-            # A call inside a middleware chain: cancellable as long as its
-            # current attempt is (not started yet, or interruptible).
-            if not inner.cancel():
-                return False
+        # Something may stand between this call and its cancellation: the
+        # attempt a middleware chain is running, or a call already sent to a
+        # worker process.  This call is exactly as cancellable as it is.
+        if inner is not None and not self.done() and not inner.done() and not inner.cancel():
+            return False
         with _lock:
             state = self._state
             if state is _PENDING:

@@ -22,15 +22,20 @@ import psutil
 import pydantic
 import pytest
 
-from aioconc import SerializationError, Worker, WorkerCrashedError
+from aioconc import SerializationError, Worker, WorkerCrashedError, worker
 from aioconc._backends._launch import ForkServer
 from aioconc._call import Call
 from aioconc._proxy import WorkerHandle
 from aioconc._serialize import RemoteTraceback
 
+from ._workers import Counter
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 CONTEXTS = ["forkserver", "spawn", "fork"]
+
+
+worker(Counter)
 
 
 class CustomError(Exception):
@@ -413,3 +418,13 @@ def test_on_timeout_kill_ends_the_worker(gate: Any) -> None:
 def test_without_on_timeout_kill_the_hook_leaves_the_worker_alone(proc: WorkerHandle) -> None:
     proc._worker.on_timeout(Call("inc", (), {}, proc.inc()))
     assert proc.inc().result(30) == 2
+
+
+def test_a_sent_call_cancelled_before_it_begins_never_runs(gate: Any) -> None:
+    with Counter.options(mode="process").init() as handle:  # type: ignore[attr-defined]
+        first = handle.wait_for(gate, "first")
+        second = handle.record("never")  # sent to the child, queued behind the first
+        assert second.cancel()
+        gate.set()
+        assert first.result(10) == "first"
+        assert handle.record("after").result(10) == ["after"]  # "never" never ran

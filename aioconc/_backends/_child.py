@@ -44,7 +44,7 @@ from typing import Any
 import cloudpickle
 
 # -- frame kinds -------------------------------------------------------------
-INIT, CALLS, CLOSE, ABORT = 1, 2, 3, 4  # parent -> child
+INIT, CALLS, CLOSE, ABORT, CANCEL = 1, 2, 3, 4, 5  # parent -> child
 READY, INIT_ERROR, RESULTS = 11, 12, 13  # child -> parent
 PID, EXITED = 21, 22  # fork server -> parent
 
@@ -205,6 +205,7 @@ class _Child:
         self.queue: deque[tuple[int, memoryview]] = deque()
         self.closing = False
         self.eof = False
+        self.cancelled: set[int] = set()  # sent, then cancelled before they began
         self.instance: Any = None
         self.methods: dict[str, Any] = {}
         self.loop: Any = None
@@ -224,6 +225,8 @@ class _Child:
                 self.queue.extend(split_batch(body))
             elif kind == CLOSE:
                 self.closing = True
+            elif kind == CANCEL:
+                self.cancelled.update(i for (i,) in _U32.iter_unpack(body))
             elif kind == ABORT:
                 self.closing = True
                 for ident, _ in self.queue:
@@ -274,6 +277,10 @@ class _Child:
                 self.read(block=True)
                 continue
             ident, blob = queue.popleft()
+            if ident in self.cancelled:
+                self.cancelled.discard(ident)
+                writer.add(ident, (SKIPPED,))
+                continue
             if not len(writer):
                 first = time.monotonic()
             outcome = self.run(blob)

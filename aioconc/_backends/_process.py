@@ -51,8 +51,10 @@ from .._serialize import (
 from . import OPTION_NAMES
 from ._base import Capabilities, WorkerSpec
 from ._child import (
+    _U32,
     ABORT,
     CALLS,
+    CANCEL,
     CLOSE,
     ERROR,
     INIT,
@@ -79,6 +81,23 @@ _EXIT_FALLBACK = 1.0  # EOF seen but no exit reported: give up waiting after thi
 # ---------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------
+
+
+class _SentCall:
+    """A call already written to the child, as its future's ``_inner``: cancelling
+    the future asks the child to skip it (refused once the call is running)."""
+
+    __slots__ = ("ident", "worker")
+
+    def __init__(self, worker: ProcessWorker, ident: int) -> None:
+        self.worker = worker
+        self.ident = ident
+
+    def done(self) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        return self.worker._cancel_sent(self.ident)
 
 
 class ProcessWorker:
@@ -194,6 +213,7 @@ class ProcessWorker:
                 failed.append((call, error))
                 continue
             pending[ident] = fut
+            fut._inner = _SentCall(self, ident)
         if idle:
             self._start_head()
         data = writer.take(CALLS)
@@ -204,11 +224,21 @@ class ProcessWorker:
     def _start_head(self) -> None:
         # The child runs calls in order, so the oldest pending call is the one
         # running: it alone is STARTED (cancel() returns False for it); those
-        # queued behind it stay PENDING and can still be cancelled (a call
-        # cancelled after it was sent may still run; its result is dropped).
+        # queued behind it stay PENDING and can still be cancelled: the child is
+        # told to skip them (one it has just begun all the same runs; its result
+        # is dropped).
         for fut in self._pending.values():
             if fut._start() or not fut.done():
                 return
+
+    def _cancel_sent(self, ident: int) -> bool:
+        """Ask the child to skip call ``ident``; False when it is already running."""
+        with self._lock:
+            fut = self._pending.get(ident)
+            if fut is None or fut.running() or self._dead is not None:
+                return False
+            self._send_locked(frame(CANCEL, _U32.pack(ident)))
+        return True
 
     def _fail_unpicklable(self, failed: list[tuple[Call, Exception]]) -> None:
         for call, error in failed:

@@ -39,6 +39,7 @@ from ._chain import ChainRunner, build_chain
 from ._future import Future
 from ._proxy import BoundMethod
 from ._runtime import home_loop, running_loop
+from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
 from .middleware._timeout import timeout_stage
@@ -114,6 +115,8 @@ class PoolHandle:
         self._options = options
         self._backend = backend
         self._spec_parts = (cls, args, kwargs)
+        # One self.limits for the whole pool: a limit of N means N across its workers.
+        self._limits = limits_for(options.limits, options.mode, pool=True)
         self._init_kwargs = kwargs
         self._stopped = False
         self._blocking = options.blocking
@@ -173,7 +176,9 @@ class PoolHandle:
     def _start_one(self) -> BackendWorker:
         cls, args, kwargs = self._spec_parts
         name = f"{self._name}-{next(_pool_ids)}"
-        spec = WorkerSpec(cls, args, kwargs, name, self._options, dict(self._options.extra))
+        spec = WorkerSpec(
+            cls, args, kwargs, name, self._options, dict(self._options.extra), self._limits
+        )
         return self._backend.start(spec)
 
     def _watch(self, index: int, worker: BackendWorker) -> None:

@@ -24,6 +24,7 @@ from ._chain import attempt_handler, build_chain
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
 from ._runtime import running_loop
+from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
 
@@ -109,7 +110,8 @@ def start_worker(
     """
     backend = get_backend(options.mode)
     name = worker_name(cls)
-    spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra))
+    limits = limits_for(options.limits, options.mode, pool=False)
+    spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra), limits)
     backend_worker = backend.start(spec)
     on_timeout = getattr(backend_worker, "on_timeout", None)
     try:

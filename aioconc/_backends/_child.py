@@ -247,12 +247,15 @@ class _Child:
                 import multiprocessing.process
 
                 multiprocessing.process.current_process().authkey = authkey
-            cls, args, kwargs = pickle.loads(spec)
+            cls, args, kwargs, limits = pickle.loads(spec)
             base = sys.modules.get("aioconc._backends._base")
             # Through aioconc's constructor when the class uses it, so that an
-            # auto-init worker class builds an instance here, not a handle.
-            build = base.construct if base is not None else (lambda c, a, k: c(*a, **k))
-            instance = build(cls, args, kwargs)
+            # auto-init worker class builds an instance here, not a handle, and
+            # self.limits is set; a class that never imported aioconc is built plainly.
+            if base is not None:
+                instance = base.construct(cls, args, kwargs, limits)
+            else:
+                instance = cls(*args, **kwargs)
             if hasattr(instance, "__await__"):
                 instance = self.run_awaitable(instance)
         except BaseException as exc:

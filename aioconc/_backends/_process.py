@@ -134,7 +134,7 @@ class ProcessWorker:
                 "use 'cloudpickle'"
             )
         try:
-            blob = dumps((spec.cls, spec.args, spec.kwargs))
+            blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits))
         except Exception as exc:
             self._fail_start(argument_error(spec.cls, "__init__", spec.args, spec.kwargs, exc))
             return

@@ -177,11 +177,17 @@ class _Raised(Exception):
 class _SyncHost:
     """The actor of a class without ``async def`` methods: one call at a time, in order."""
 
-    def __init__(self, cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limits: Any = None,
+    ) -> None:
         self._error: BaseException | None = None
         self._instance: Any = None
         try:
-            self._instance = construct(cls, args, kwargs)
+            self._instance = construct(cls, args, kwargs, limits)
         except BaseException as exc:  # reported by ready(), so the driver sees its type
             self._error = exc
 
@@ -480,7 +486,7 @@ class RayWorker(_RefCalls):
         if options:
             actor_cls = actor_cls.options(**options)
         try:
-            self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs)
+            self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
         except Exception as exc:
             raise _serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"

@@ -216,8 +216,10 @@ class LimitSet:
         # shared one must stay one state, served by its worker connection instead.
         if self.shared:
             raise TypeError(
-                f"a shared LimitSet (mode={self.mode}) cannot be pickled: its state must stay "
-                "in one place; give it to workers with options(limits=...)"
+                f"a shared LimitSet (mode={self.mode}) cannot be sent to another process: "
+                "limits shared across process or Ray workers are not available yet; share "
+                "them across thread or asyncio workers, or give a single process worker "
+                "private limits (options(limits=[...]))"
             )
         return (LimitSet, (self.limits, False, self.mode, self.config, self.mp_context))
 

@@ -81,6 +81,23 @@ class _Cancellable(Protocol):
     def cancel(self) -> bool: ...
 
 
+class _OnLoop:
+    """A done-callback registered on an event loop: run there, whatever thread finishes."""
+
+    __slots__ = ("fn", "loop")
+    threadsafe = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> None:
+        self.loop = loop
+        self.fn = fn
+
+    def __call__(self, future: Future[Any]) -> None:
+        if running_loop() is self.loop:
+            self.fn(future)
+        elif not self.loop.is_closed():
+            inbox_for(self.loop).post(self.fn, future)
+
+
 class _Waiter:
     """Wakes one thread blocked in ``result()``/``exception()``."""
 
@@ -303,11 +320,15 @@ class Future(Generic[T]):
     def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
         """Call ``fn(future)`` once when done; at once if already done.
 
-        ``fn`` runs in the thread that finishes the call, except for a future
-        whose call runs as a task on an event loop (asyncio mode): there it
-        runs on that loop, a loop turn later if registered there when already
-        done, as asyncio's own futures do.  Its exceptions are logged and dropped.
+        Registered from plain code, ``fn`` runs in the thread that finishes the
+        call.  Registered from inside a running event loop, it runs on that
+        loop (a loop turn later if the call is already done), as with asyncio's
+        own futures: ``asyncio.wait`` and friends rely on it.  Its exceptions
+        are logged and dropped.
         """
+        here = running_loop()
+        if here is not None and self._loop is None and not getattr(fn, "threadsafe", False):
+            fn = _OnLoop(here, fn)
         with _lock:
             if not self.done():
                 if self._callbacks is None:
@@ -315,11 +336,10 @@ class Future(Generic[T]):
                 else:
                     self._callbacks.append(fn)
                 return
-        loop = self._loop
-        if loop is not None and running_loop() is loop:
-            # As asyncio does, and as asyncio.gather relies on: never re-enter
-            # the registering code on the loop; run the callback a turn later.
-            loop.call_soon(fn, self)
+        if here is not None and (self._loop is None or self._loop is here):
+            # Never re-enter the registering code on the loop (asyncio.gather
+            # relies on it): run the callback a turn later.
+            here.call_soon(getattr(fn, "fn", fn), self)
             return
         self._call_each([fn])
 
@@ -329,7 +349,7 @@ class Future(Generic[T]):
             callbacks = self._callbacks
             if not callbacks:
                 return 0
-            kept = [cb for cb in callbacks if cb != fn]
+            kept = [cb for cb in callbacks if cb != fn and getattr(cb, "fn", None) != fn]
             self._callbacks = kept
             return len(callbacks) - len(kept)
 

@@ -285,7 +285,10 @@ class _LoopInbox:
             if remaining is not None and remaining <= 0:
                 raise _timed_out(timeout)
             self.waiter = self.loop.create_future()
-            await asyncio.wait((self.waiter,), timeout=remaining)
+            if remaining is None:
+                await self.waiter
+            else:
+                await asyncio.wait((self.waiter,), timeout=remaining)
         return self.items.popleft()
 
 
@@ -299,7 +302,9 @@ async def _adrive(run: _Run, timeout: float | None) -> None:
     loop = asyncio.get_running_loop()
     inbox = _LoopInbox(loop)
     for index, future in enumerate(run.futures):
-        future.add_done_callback(partial(inbox, index))
+        callback = partial(inbox, index)
+        callback.threadsafe = True  # type: ignore[attr-defined]  # it hops to the loop itself
+        future.add_done_callback(callback)
     deadline = None if timeout is None else loop.time() + timeout
     for _ in run.futures:
         if run.step(await inbox.get(deadline, timeout)):

@@ -219,7 +219,8 @@ async def test_asyncio_combinators_take_calls_directly(worker_mode: str) -> None
         assert await asyncio.gather(done_first, handle.inc(), handle.inc()) == [1, 2, 3]
         assert await asyncio.wait_for(handle.inc(), 10) == 4
         assert await asyncio.shield(handle.inc()) == 5
-        done, pending = await asyncio.wait([handle.inc(), handle.inc()], timeout=10)
+        # Must wake at once (a callback registered on the loop runs on the loop).
+        done, pending = await asyncio.wait_for(asyncio.wait([handle.inc(), handle.inc()]), 5)
         assert not pending
         assert sorted(f.result() for f in done) == [6, 7]
         failed = await asyncio.gather(handle.fail(), return_exceptions=True)

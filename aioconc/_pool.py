@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Collection, Generator
@@ -145,9 +146,11 @@ class PoolHandle:
             # On-demand workers live for one call: a per-worker cap means nothing.
             stages = [s for s in stages if not isinstance(s, SubmissionQueue)]
             self._queue = None
-            self._slots = asyncio.Semaphore(
-                options.max_workers or max(1, (os.cpu_count() or 2) - 1)
-            )
+            # max_workers=0: no cap where workers are cluster resources (Ray),
+            # else one fewer than this machine's CPUs.
+            unbounded = self._backend.capabilities.scales_out
+            default = sys.maxsize if unbounded else max(1, (os.cpu_count() or 2) - 1)
+            self._slots = asyncio.Semaphore(options.max_workers or default)
             self._slot_wait = float(config.resolve(options.mode, "pool_on_demand_slot_max_wait"))
             chain = build_chain(stages, self._on_demand_attempt)
             self._dispatch: Callable[[Call], None] = ChainRunner(

@@ -57,6 +57,7 @@ class Capabilities:
     interruptible: bool = False  # cancel() can stop a running call
     blocking_dispatch: bool = False  # dispatch() runs the call before returning (sync)
     unwraps_futures: bool = False  # dispatch() resolves argument futures itself (ray: as refs)
+    scales_out: bool = False  # workers are cluster resources: max_workers=0 on demand = no cap
 
 
 @dataclass(frozen=True)

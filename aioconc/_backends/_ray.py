@@ -373,7 +373,9 @@ def _ray_options(extra: dict[str, Any], *, for_task: bool) -> dict[str, Any]:
 class _RefCalls:
     """What the worker and the task runner share: pending refs, completion, closing."""
 
-    capabilities = Capabilities(needs_pickling=True, shares_memory=False, unwraps_futures=True)
+    capabilities = Capabilities(
+        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
+    )
 
     def __init__(self, name: str, unwrap: bool) -> None:
         self.ready: Future[None] = Future()

@@ -21,9 +21,11 @@ the backend.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._future import Future
 from ._runtime import inbox_for, running_loop
 
 if TYPE_CHECKING:
@@ -66,12 +68,14 @@ def attempt_handler(worker: BackendWorker) -> Handler:
 class ChainRunner:
     """Runs each call's chain as a task on the worker's home loop."""
 
-    __slots__ = ("_chain", "_inbox", "_loop")
+    __slots__ = ("_chain", "_drained", "_inbox", "_loop", "_running")
 
     def __init__(self, chain: Handler, loop: asyncio.AbstractEventLoop) -> None:
         self._chain = chain
         self._loop = loop
         self._inbox = inbox_for(loop)
+        self._running = 0  # chains started and not yet finished
+        self._drained: list[Future[None]] = []
 
     def dispatch(self, call: Call) -> None:
         """Start ``call``'s chain on the home loop; thread-safe and non-blocking."""
@@ -80,14 +84,43 @@ class ChainRunner:
         else:
             self._inbox.post(self._start, call)
 
+    def on_stop(self, graceful: bool) -> Future[None] | None:
+        """A graceful stop's wait: finishes once every call dispatched so far has
+        gone through its chain (so none reaches the backend after it closes)."""
+        if not graceful:
+            return None
+        drained: Future[None] = Future()
+        # Through the same inbox, so the calls posted before this are started first.
+        if running_loop() is self._loop:
+            self._when_idle(drained)
+        else:
+            self._inbox.post(self._when_idle, drained)
+        return drained
+
+    def _when_idle(self, drained: Future[None]) -> None:
+        if self._running == 0:
+            drained._set_result(None)
+        else:
+            self._drained.append(drained)
+
     def _start(self, call: Call) -> None:
         fut = call.future
         if not fut._start():
             return
         fut.attempts = 0
+        self._running += 1
         task = self._loop.create_task(self._run(call))
-        task.add_done_callback(lambda t: fut._set_cancelled() if t.cancelled() else None)
+        task.add_done_callback(functools.partial(self._ended, fut))
         fut._bind_task(task)
+
+    def _ended(self, fut: Future[Any], task: asyncio.Task[None]) -> None:
+        self._running -= 1
+        if task.cancelled():
+            fut._set_cancelled()  # cancelled before its first step: _run never saw it
+        if self._running == 0 and self._drained:
+            waiting, self._drained = self._drained, []
+            for drained in waiting:
+                drained._set_result(None)
 
     async def _run(self, call: Call) -> None:
         fut = call.future

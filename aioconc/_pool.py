@@ -153,9 +153,9 @@ class PoolHandle:
             self._slots = asyncio.Semaphore(options.max_workers or default)
             self._slot_wait = float(config.resolve(options.mode, "pool_on_demand_slot_max_wait"))
             chain = build_chain(stages, self._on_demand_attempt)
-            self._dispatch: Callable[[Call], None] = ChainRunner(
-                chain or self._on_demand_attempt, self._loop
-            ).dispatch
+            runner = ChainRunner(chain or self._on_demand_attempt, self._loop)
+            self._dispatch: Callable[[Call], None] = runner.dispatch
+            self._stop_hooks.append(runner.on_stop)
             self._timed = None if chain is None else self._dispatch
         else:
             if self._queue is not None:
@@ -163,9 +163,12 @@ class PoolHandle:
                 self._queue.bind_loop(self._loop)
                 self._stop_hooks.append(self._queue.on_stop)
             chain = build_chain(stages, self._attempt)
-            self._dispatch = (
-                self._send if chain is None else ChainRunner(chain, self._loop).dispatch
-            )
+            if chain is None:
+                self._dispatch = self._send
+            else:
+                runner = ChainRunner(chain, self._loop)
+                self._dispatch = runner.dispatch
+                self._stop_hooks.append(runner.on_stop)  # graceful: every chain finishes
             self._timed = None if chain is None else self._dispatch
             # Started all at once: the pool is ready in about one start-up time.
             self._workers = [self._start_one() for _ in range(size)]

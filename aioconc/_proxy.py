@@ -122,7 +122,9 @@ class WorkerHandle:
             self._dispatch: Callable[[Call], None] = worker.dispatch
         else:
             loop = self._chain_loop = worker.home or _home_for_chain()
-            self._dispatch = ChainRunner(chain, loop).dispatch
+            runner = ChainRunner(chain, loop)
+            self._dispatch = runner.dispatch
+            self._stop_hooks.append(runner.on_stop)  # graceful: let every chain finish
         # Where calls with a per-call timeout go: the chain, which then has a
         # timeout stage (see middleware.stages_for); made on first use otherwise.
         self._timed: Callable[[Call], None] | None = None if chain is None else self._dispatch

@@ -54,7 +54,9 @@ def flush(handle: Any) -> None:
 def held(handle: Any) -> int:
     queue = getattr(handle, "_queue", None)
     if queue is None:
-        queue = next(h.__self__ for h in handle._stop_hooks)
+        queue = next(
+            h.__self__ for h in handle._stop_hooks if isinstance(h.__self__, SubmissionQueue)
+        )
     return int(queue.statistics().held)
 
 

@@ -224,7 +224,7 @@ class _AsyncHost(_SyncHost):
     ``_ORDER_WAIT`` seconds.
     """
 
-    _ORDER_WAIT = 1.0
+    _ORDER_WAIT = 10.0
 
     async def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
         if self._error is not None:

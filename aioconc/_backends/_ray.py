@@ -243,7 +243,8 @@ class _AsyncHost(_SyncHost):
 
     async def _turn(self, seq: int) -> None:
         waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
-        expected = self.__dict__.setdefault("_next", seq)
+        # Numbers start at 0 per worker: the first call to arrive waits for 0.
+        expected = self.__dict__.setdefault("_next", 0)
         if seq <= expected:
             return
         event = waiters[seq] = asyncio.Event()
@@ -256,7 +257,7 @@ class _AsyncHost(_SyncHost):
 
     def skip(self, seq: int) -> None:
         """Mark call ``seq`` as begun (or as never coming): its successor may start."""
-        if seq >= self.__dict__.get("_next", seq):
+        if seq >= self.__dict__.get("_next", 0):
             self._next = seq + 1
             event = self.__dict__.get("_waiters", {}).get(seq + 1)
             if event is not None:

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import Worker
+from ._bench_workers import _AioconcBench, _Calls
 
 try:
     from concurry import Worker as _ConcurryWorker
@@ -65,30 +65,6 @@ UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
 # ---------------------------------------------------------------------------
 # The code under test
 # ---------------------------------------------------------------------------
-
-
-class _Calls:
-    """The methods every benchmark calls; shared by the plain object and the workers."""
-
-    def ping(self, x: int) -> int:
-        """Return ``x``: the cheapest possible call."""
-        return x
-
-    async def aping(self, x: int) -> int:
-        """Return ``x`` from a coroutine."""
-        return x
-
-    def sleep1(self) -> None:
-        """Block for one second (CPU figure of thread and process modes)."""
-        time.sleep(1.0)
-
-    async def asleep1(self) -> None:
-        """Sleep for one second on the loop (asyncio mode CPU figure)."""
-        await asyncio.sleep(1.0)
-
-
-class _AioconcBench(_Calls, Worker):
-    """The benchmark worker, run by aioconc."""
 
 
 if _ConcurryWorker is not None:

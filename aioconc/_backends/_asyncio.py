@@ -26,7 +26,7 @@ from typing import Any
 from .._call import Call
 from .._future import Future
 from .._runtime import home_loop, inbox_for, running_loop
-from ._base import Capabilities, WorkerSpec, construct
+from ._base import Capabilities, ClassBackend, WorkerSpec, construct
 from ._thread import SerialThread
 
 __all__ = ["backend"]
@@ -228,14 +228,4 @@ class AsyncioWorker:
 # ---------------------------------------------------------------------------
 
 
-class AsyncioBackend:
-    """Starts :class:`AsyncioWorker` s."""
-
-    option_names: frozenset[str] = frozenset()
-    capabilities = AsyncioWorker.capabilities
-
-    def start(self, spec: WorkerSpec) -> AsyncioWorker:
-        return AsyncioWorker(spec)
-
-
-backend = AsyncioBackend()
+backend = ClassBackend(AsyncioWorker)

@@ -42,6 +42,7 @@ __all__ = [
     "Backend",
     "BackendWorker",
     "Capabilities",
+    "ClassBackend",
     "WorkerSpec",
     "construct",
     "run_coroutine_here",
@@ -97,6 +98,18 @@ class Backend(Protocol):
     capabilities: Capabilities
 
     def start(self, spec: WorkerSpec) -> BackendWorker: ...
+
+
+class ClassBackend:
+    """A backend whose ``start(spec)`` is simply ``worker_cls(spec)``."""
+
+    def __init__(self, worker_cls: Any, option_names: frozenset[str] = frozenset()) -> None:
+        self.worker_cls = worker_cls
+        self.option_names = option_names
+        self.capabilities: Capabilities = worker_cls.capabilities
+
+    def start(self, spec: WorkerSpec) -> Any:
+        return self.worker_cls(spec)
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ._base import Capabilities, WorkerSpec, construct, run_coroutine_here
+from ._base import Capabilities, ClassBackend, WorkerSpec, construct, run_coroutine_here
 
 __all__ = ["backend"]
 
@@ -105,14 +105,4 @@ class SyncWorker:
 # ---------------------------------------------------------------------------
 
 
-class SyncBackend:
-    """Starts :class:`SyncWorker` s."""
-
-    option_names: frozenset[str] = frozenset()
-    capabilities = SyncWorker.capabilities
-
-    def start(self, spec: WorkerSpec) -> SyncWorker:
-        return SyncWorker(spec)
-
-
-backend = SyncBackend()
+backend = ClassBackend(SyncWorker)

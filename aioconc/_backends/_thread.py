@@ -24,7 +24,14 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ._base import Capabilities, WorkerSpec, close_private_loop, construct, run_coroutine_here
+from ._base import (
+    Capabilities,
+    ClassBackend,
+    WorkerSpec,
+    close_private_loop,
+    construct,
+    run_coroutine_here,
+)
 
 __all__ = ["SerialThread", "backend"]
 
@@ -185,14 +192,4 @@ class ThreadWorker(SerialThread):
         return None
 
 
-class ThreadBackend:
-    """Starts :class:`ThreadWorker` s."""
-
-    option_names: frozenset[str] = frozenset()
-    capabilities = ThreadWorker.capabilities
-
-    def start(self, spec: WorkerSpec) -> ThreadWorker:
-        return ThreadWorker(spec)
-
-
-backend = ThreadBackend()
+backend = ClassBackend(ThreadWorker)

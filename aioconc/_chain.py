@@ -7,7 +7,7 @@ The path of one call::
        ├─ chain is None ─────────► backend.dispatch(call)        the fast path
        │
        └─ ChainRunner.dispatch ──► home loop: Task(chain(call))
-                                      queue ─► limits ─► retry ─► timeout ─► attempt
+                                      queue ─► retry ─► timeout ─► attempt
                                                                              │
                                               backend.dispatch(call.attempt()) ◄┘
 

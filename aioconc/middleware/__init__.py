@@ -3,9 +3,11 @@
 Order, outermost first (see ``aioconc/_chain.py`` for the picture)::
 
     queue    max_queued_tasks: in-flight cap per worker, held-back calls by priority
-    limits   CallLimit / ResourceLimit acquired around each attempt
     retry    tenacity: attempts, backoff on the loop, retry_until validators
     timeout  per-call deadline -> CallTimeoutError
+
+Limits are not a stage: methods acquire them themselves through ``self.limits``
+(as in concurry), which every worker has.
 
 ``stages_for`` returns only the stages a worker's options switch on: a worker
 with none of them has an empty chain and its calls go straight to the backend.
@@ -45,7 +47,6 @@ def stages_for(
     stages: list[Stage] = []
     if queue_applies(options):  # max_queued_tasks: in-flight cap, held back by priority
         stages.append(SubmissionQueue(options.max_queued_tasks or 0))
-    # limits stage: added with the limits engine
     retry = retry_stage(options, methods, worker_class=worker_class)
     if retry is not None:
         stages.append(retry)

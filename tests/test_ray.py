@@ -420,3 +420,25 @@ def test_on_demand_ray_pools_have_no_concurrency_cap() -> None:
         slots = pool._slots
         assert slots._value > 1_000_000
         assert pool.inc().result(120) == 6
+
+
+def test_a_ray_pool_spreads_calls_and_keeps_state_per_worker() -> None:
+    with Counter.options(mode="ray", max_workers=2).init() as pool:  # type: ignore[attr-defined]
+        results = [pool.inc().result(120) for _ in range(4)]
+        assert sorted(results) == [1, 1, 2, 2]  # round robin: each worker counted twice
+        assert pool.get_pool_stats()["total_workers"] == 2
+
+
+def test_task_worker_map_and_task_on_ray() -> None:
+    from aioconc import TaskWorker, task
+
+    with TaskWorker.options(mode="ray", max_workers=2).init() as tw:
+        assert list(tw.map(pow, [2, 3, 4], [2, 2, 2])) == [4, 9, 16]
+        assert tw.submit(divmod, 7, 2).result(120) == (3, 1)
+
+    @task(mode="ray")
+    def double(x: int) -> int:
+        return 2 * x
+
+    with double:
+        assert double(21).result(120) == 42

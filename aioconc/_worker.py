@@ -115,7 +115,13 @@ def start_worker(
     backend_worker = backend.start(spec)
     on_timeout = getattr(backend_worker, "on_timeout", None)
     try:
-        stages = stages_for(options, methods, worker_class=cls.__name__, on_timeout=on_timeout)
+        stages = stages_for(
+            options,
+            methods,
+            worker_class=cls.__name__,
+            on_timeout=on_timeout,
+            native_queue=backend.capabilities.queues_natively,
+        )
     except BaseException:  # invalid retry options: leave no worker running
         backend_worker.force_close()
         raise

@@ -428,3 +428,29 @@ def test_a_sent_call_cancelled_before_it_begins_never_runs(gate: Any) -> None:
         gate.set()
         assert first.result(10) == "first"
         assert handle.record("after").result(10) == ["after"]  # "never" never ran
+
+
+def test_max_queued_tasks_holds_calls_back_by_priority(gate: Any) -> None:
+    # The process worker enforces its in-flight cap itself: beyond it, calls
+    # wait here (highest priority first), cancelled ones never run, and a stop
+    # without grace cancels what is still held.
+    with Counter.options(mode="process", max_queued_tasks=1).init() as handle:  # type: ignore[attr-defined]
+        first = handle.wait_for(gate, "first")
+        low = [handle.record(f"low{i}") for i in range(3)]
+        dropped = handle.record("dropped")
+        high = handle.record.options(priority="high")("high")
+        assert all(f.status == "PENDING" for f in [*low, dropped, high])
+        assert dropped.cancel()
+        gate.set()
+        assert first.result(30) == "first"
+        assert low[-1].result(30) == ["high", "low0", "low1", "low2"]
+        assert high.result(30) == ["high"]
+
+
+def test_stop_cancels_calls_still_held_back(gate: Any) -> None:
+    handle = Counter.options(mode="process", max_queued_tasks=1).init()  # type: ignore[attr-defined]
+    running = handle.wait_for(gate, "ran")
+    held = handle.record("held")
+    handle.stop(timeout=0.5)
+    assert held.cancelled()
+    assert running.done()

@@ -59,6 +59,7 @@ class Capabilities:
     blocking_dispatch: bool = False  # dispatch() runs the call before returning (sync)
     unwraps_futures: bool = False  # dispatch() resolves argument futures itself (ray: as refs)
     scales_out: bool = False  # workers are cluster resources: max_workers=0 on demand = no cap
+    queues_natively: bool = False  # the worker enforces max_queued_tasks itself (no chain stage)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ created it); a call made in a plain thread is written from that thread at once.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 import os
@@ -103,7 +104,7 @@ class _SentCall:
 class ProcessWorker:
     """A worker whose instance lives in a child process of its own."""
 
-    capabilities = Capabilities(needs_pickling=True, shares_memory=False)
+    capabilities = Capabilities(needs_pickling=True, shares_memory=False, queues_natively=True)
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.ready: Future[None] = Future()
@@ -115,6 +116,13 @@ class ProcessWorker:
         self._lock = threading.Lock()  # outbox, writer, write buffer, pending vs death
         self._writer = BatchWriter()
         self._outbox: list[Call] = []
+        # max_queued_tasks, enforced here rather than by a chain stage, so capped
+        # calls keep the direct path: at most _cap calls are with the child; the
+        # rest wait in _held, highest priority first, FIFO within a level.
+        cap = spec.options.max_queued_tasks
+        self._cap = 0 if spec.options.blocking or not cap else cap
+        self._held: list[tuple[int, int, Call]] = []
+        self._held_seq = itertools.count()
         self._wbuf = bytearray()
         self._posted = False
         self._pending: dict[int, Future[Any]] = {}
@@ -203,10 +211,14 @@ class ProcessWorker:
             return failed
         writer, pending, ids = self._writer, self._pending, self._ids
         idle = not pending
+        cap, held = self._cap, self._held
         for call in calls:
             fut = call.future
             if fut.done():
                 continue  # cancelled before it was sent: it never runs
+            if cap and len(pending) >= cap:
+                heapq.heappush(held, (fut.priority, next(self._held_seq), call))
+                continue
             ident = next(ids)
             error = writer.add(ident, (call.method, call.args, call.kwargs))
             if error is not None:
@@ -220,6 +232,30 @@ class ProcessWorker:
         if data is not None:
             self._send_locked(data)
         return failed
+
+    def _release_held_locked(self) -> None:
+        """Send held calls while the child has room for them (lock held)."""
+        held, pending, outbox = self._held, self._pending, self._outbox
+        room = (self._cap - len(pending)) if self._cap else len(held)
+        while held and room > 0:
+            call = heapq.heappop(held)[2]
+            if not call.future.done():  # a held call that was cancelled never runs
+                outbox.append(call)
+                room -= 1
+        if outbox:
+            self._unpicklable_later(self._flush_locked())
+
+    def _unpicklable_later(self, failed: list[tuple[Call, Exception]]) -> None:
+        if failed:  # finished outside the lock, a loop turn later
+            self._inbox.post(self._fail_unpicklable, failed)
+
+    def _take_unsent_locked(self) -> list[Future[Any]]:
+        """The futures of calls not yet sent (outbox and held); both emptied."""
+        futures = [call.future for call in self._outbox]
+        futures += [item[2].future for item in self._held]
+        self._outbox = []
+        self._held = []
+        return futures
 
     def _start_head(self) -> None:
         # The child runs calls in order, so the oldest pending call is the one
@@ -364,6 +400,9 @@ class ProcessWorker:
                 fut._set_exception(remote_error(item[1], item[2]))
             else:
                 fut._set_cancelled()
+        if self._held:
+            with self._lock:
+                self._release_held_locked()
         if pending:
             with self._lock:
                 self._start_head()
@@ -424,9 +463,8 @@ class ProcessWorker:
         with self._lock:
             if self._dead is None:
                 self._dead = self._death()
-            futures = [call.future for call in self._outbox]
+            futures = self._take_unsent_locked()
             futures += self._pending.values()
-            self._outbox = []
             self._pending.clear()
         for fut in futures:
             self._refuse(fut)
@@ -468,10 +506,12 @@ class ProcessWorker:
                 return
             self._closing = True
             if graceful:
+                self._cap = 0  # draining: everything held goes to the child now
+                self._outbox[:0] = [item[2] for item in sorted(self._held)]
+                self._held = []
                 failed = self._flush_locked()
             else:
-                cancelled = [call.future for call in self._outbox]
-                self._outbox = []
+                cancelled = self._take_unsent_locked()
                 # Calls run in order: all but the oldest pending call have not
                 # started, and the child skips them on ABORT.
                 for ident in sorted(self._pending)[1:]:
@@ -486,9 +526,8 @@ class ProcessWorker:
         with self._lock:
             self._closing = True
             self._killed = True
-            futures = [call.future for call in self._outbox]
+            futures = self._take_unsent_locked()
             futures += self._pending.values()
-            self._outbox = []
             self._pending.clear()
         for fut in futures:
             fut._set_cancelled()

@@ -35,17 +35,21 @@ def stages_for(
     *,
     worker_class: str | None = None,
     on_timeout: OnTimeout | None = None,
+    native_queue: bool = False,
 ) -> list[Stage]:
     """The stages, outermost first, that ``options`` switch on for a worker.
 
     ``methods`` are the worker's public method names (for per-method options),
     ``worker_class`` the class name retry predicates see in their context, and
-    ``on_timeout`` the backend worker's hook for a timed-out call, if it has one.
+    ``on_timeout`` the backend worker's hook for a timed-out call, if it has one;
+    ``native_queue`` says the backend enforces ``max_queued_tasks`` itself.
 
     Raises ``ValueError`` for retry options that ``RetryConfig`` rejects.
     """
     stages: list[Stage] = []
-    if queue_applies(options):  # max_queued_tasks: in-flight cap, held back by priority
+    if (
+        queue_applies(options) and not native_queue
+    ):  # max_queued_tasks: in-flight cap, held back by priority
         stages.append(SubmissionQueue(options.max_queued_tasks or 0))
     retry = retry_stage(options, methods, worker_class=worker_class)
     if retry is not None:

@@ -211,14 +211,12 @@ class ProcessWorker:
             return failed
         writer, pending, ids = self._writer, self._pending, self._ids
         idle = not pending
-        cap, held = self._cap, self._held
+        if self._cap:
+            calls = self._within_cap_locked(calls)
         for call in calls:
             fut = call.future
             if fut.done():
                 continue  # cancelled before it was sent: it never runs
-            if cap and len(pending) >= cap:
-                heapq.heappush(held, (fut.priority, next(self._held_seq), call))
-                continue
             ident = next(ids)
             error = writer.add(ident, (call.method, call.args, call.kwargs))
             if error is not None:
@@ -233,17 +231,24 @@ class ProcessWorker:
             self._send_locked(data)
         return failed
 
-    def _release_held_locked(self) -> None:
-        """Send held calls while the child has room for them (lock held)."""
-        held, pending, outbox = self._held, self._pending, self._outbox
-        room = (self._cap - len(pending)) if self._cap else len(held)
+    def _within_cap_locked(self, calls: list[Call]) -> list[Call]:
+        """Every new call joins the held ones; as many as the child has room for
+        leave, highest priority first, FIFO within a level (lock held)."""
+        held, seq = self._held, self._held_seq
+        for call in calls:
+            heapq.heappush(held, (call.future.priority, next(seq), call))
+        room = self._cap - len(self._pending)
+        ready: list[Call] = []
         while held and room > 0:
             call = heapq.heappop(held)[2]
             if not call.future.done():  # a held call that was cancelled never runs
-                outbox.append(call)
+                ready.append(call)
                 room -= 1
-        if outbox:
-            self._unpicklable_later(self._flush_locked())
+        return ready
+
+    def _release_held_locked(self) -> None:
+        """Send held calls now that the child has room for them (lock held)."""
+        self._unpicklable_later(self._flush_locked())
 
     def _unpicklable_later(self, failed: list[tuple[Call, Exception]]) -> None:
         if failed:  # finished outside the lock, a loop turn later

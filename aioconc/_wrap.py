@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from typing import Any
 
 from ._future import Future, SyncFuture
@@ -12,37 +13,28 @@ from ._runtime import inbox_for, running_loop
 __all__ = ["wrap_future"]
 
 
+def _copy(fut: Future[Any], src: Any) -> None:
+    """Finish ``fut`` as ``src`` (a finished concurrent or asyncio future) ended."""
+    if src.cancelled():
+        fut._set_cancelled()
+        return
+    exc = src.exception()
+    if exc is not None:
+        fut._set_exception(exc)
+    else:
+        fut._set_result(src.result())
+
+
 def _from_concurrent(cf: concurrent.futures.Future[Any]) -> Future[Any]:
     fut: Future[Any] = Future()
-
-    def copy(src: concurrent.futures.Future[Any]) -> None:
-        if src.cancelled():
-            fut._set_cancelled()
-            return
-        exc = src.exception()
-        if exc is not None:
-            fut._set_exception(exc)
-        else:
-            fut._set_result(src.result())
-
     fut.add_done_callback(lambda f: cf.cancel() if f.cancelled() else None)
-    cf.add_done_callback(copy)
+    cf.add_done_callback(functools.partial(_copy, fut))
     return fut
 
 
 def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
     fut: Future[Any] = Future()
     loop = af.get_loop()
-
-    def copy(src: asyncio.Future[Any]) -> None:
-        if src.cancelled():
-            fut._set_cancelled()
-            return
-        exc = src.exception()
-        if exc is not None:
-            fut._set_exception(exc)
-        else:
-            fut._set_result(src.result())
 
     def cancel_source(f: Future[Any]) -> None:
         if f.cancelled() and not af.done():
@@ -52,10 +44,10 @@ def _from_asyncio(af: asyncio.Future[Any]) -> Future[Any]:
                 inbox_for(loop).post(af.cancel)
 
     if af.done():
-        copy(af)  # already finished: done at once, not a loop turn later
+        _copy(fut, af)  # already finished: done at once, not a loop turn later
     else:
         fut.add_done_callback(cancel_source)
-        af.add_done_callback(copy)
+        af.add_done_callback(functools.partial(_copy, fut))
     return fut
 
 

@@ -38,7 +38,7 @@ from ._backends._base import WorkerSpec
 from ._balance import make_balancer
 from ._chain import ChainRunner, build_chain
 from ._future import Future
-from ._proxy import BoundMethod
+from ._proxy import BoundMethod, ResolvedOptions
 from ._runtime import home_loop, running_loop
 from .limits import limits_for
 from .middleware import stages_for
@@ -93,7 +93,7 @@ def _all_ready(workers: list[BackendWorker]) -> Future[None]:
     return done
 
 
-class PoolHandle:
+class PoolHandle(ResolvedOptions):
     """A pool of workers with the call surface of one handle.
 
     ``pool.method(*a)`` returns a future (the value with ``blocking=True``);
@@ -305,21 +305,6 @@ class PoolHandle:
         return timed
 
     # -- statistics ------------------------------------------------------------
-
-    @property
-    def blocking(self) -> bool:
-        """Whether calls return values instead of futures."""
-        return self._blocking
-
-    @property
-    def max_queued_tasks(self) -> int | None:
-        """The in-flight cap per worker (None: unbounded)."""
-        return self._options.max_queued_tasks
-
-    @property
-    def unwrap_futures(self) -> bool:
-        """Whether futures passed as arguments are replaced by their results."""
-        return self._unwrap
 
     @property
     def mode(self) -> str:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ._backends._base import BackendWorker
     from ._options import Options
 
-__all__ = ["BoundMethod", "WorkerHandle"]
+__all__ = ["BoundMethod", "ResolvedOptions", "WorkerHandle"]
 
 _MISSING = object()
 _names = itertools.count(1)
@@ -88,7 +88,29 @@ class BoundMethod:
         return f"<method {self._name} of {self._handle._name}>"
 
 
-class WorkerHandle:
+class ResolvedOptions:
+    """The resolved options a handle or pool reports (CONFORMANCE 60)."""
+
+    _blocking: bool
+    _options: Options
+
+    @property
+    def blocking(self) -> bool:
+        """Whether calls return values instead of futures."""
+        return self._blocking
+
+    @property
+    def max_queued_tasks(self) -> int | None:
+        """The in-flight cap per worker (None: unbounded)."""
+        return self._options.max_queued_tasks
+
+    @property
+    def unwrap_futures(self) -> bool:
+        """Whether futures passed as arguments are replaced by their results."""
+        return self._options.unwrap_futures
+
+
+class WorkerHandle(ResolvedOptions):
     """A started worker: call its methods, then ``stop()`` it (or use ``with``).
 
     Every method call returns a :class:`~aioconc.Future` (the value itself with
@@ -146,23 +168,6 @@ class WorkerHandle:
         method = BoundMethod(self, name, self._options.priority)
         self.__dict__[name] = method  # later look-ups skip __getattr__
         return method
-
-    # -- resolved options --------------------------------------------------
-
-    @property
-    def blocking(self) -> bool:
-        """Whether calls return values instead of futures."""
-        return self._blocking
-
-    @property
-    def max_queued_tasks(self) -> int | None:
-        """The in-flight cap per worker (None: unbounded)."""
-        return self._options.max_queued_tasks
-
-    @property
-    def unwrap_futures(self) -> bool:
-        """Whether futures passed as arguments are replaced by their results."""
-        return self._options.unwrap_futures
 
     @property
     def mode(self) -> str:

@@ -45,12 +45,16 @@ class Counter:
     def interrupt(self) -> None:
         raise KeyboardInterrupt
 
-    def wait_for(self, gate: threading.Event, value: Any = None) -> Any:
+    def wait_for(self, gate: threading.Event, value: Any = None, entered: Any = None) -> Any:
+        if entered is not None:
+            entered.set()  # tells the test the call is running
         if not gate.wait(30):
             raise TimeoutError("gate never opened")
         return value
 
-    async def await_for(self, gate: threading.Event, value: Any = None) -> Any:
+    async def await_for(self, gate: threading.Event, value: Any = None, entered: Any = None) -> Any:
+        if entered is not None:
+            entered.set()  # tells the test the call is running
         loop = asyncio.get_running_loop()
         opened = await loop.run_in_executor(None, gate.wait, 30)
         if not opened:

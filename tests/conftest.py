@@ -43,6 +43,12 @@ def gate(_gate_manager: Any) -> Iterator[threading.Event]:
     event.set()
 
 
+@pytest.fixture
+def entered(_gate_manager: Any) -> Any:
+    """An event a worker method sets once it runs (works across processes too)."""
+    return _gate_manager.Event()
+
+
 # ---------------------------------------------------------------------------
 # Ray: one local Ray for the whole session, started by the first ray-mode test
 # ---------------------------------------------------------------------------

@@ -24,9 +24,15 @@ def handle(worker_mode: str) -> Any:
         yield h
 
 
-def blocked(handle: WorkerHandle, worker_mode: str, gate: threading.Event, value: Any = 1) -> Any:
+def blocked(
+    handle: WorkerHandle,
+    worker_mode: str,
+    gate: threading.Event,
+    value: Any = 1,
+    entered: Any = None,
+) -> Any:
     method = handle.await_for if worker_mode == "asyncio" else handle.wait_for
-    return method(gate, value)
+    return method(gate, value, entered)
 
 
 def test_result_timeout_then_later_completion(
@@ -77,16 +83,12 @@ def test_done_after_success_and_failure_and_cancel_false_when_done(
 
 
 def test_running_is_true_while_the_call_executes(
-    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event, entered: Any
 ) -> None:
     if worker_mode == "sync":
         pytest.skip("sync futures are done at once")
-    fut = blocked(handle, worker_mode, gate)
-    started = threading.Event()
-    # The call starts asynchronously: wait for the STARTED state by event, not by sleeping.
-    deadline = time.monotonic() + 10
-    while not fut.running() and time.monotonic() < deadline:
-        started.wait(0.001)
+    fut = blocked(handle, worker_mode, gate, entered=entered)
+    assert entered.wait(10)  # the method is running
     assert fut.running()
     gate.set()
     fut.result(10)
@@ -94,13 +96,12 @@ def test_running_is_true_while_the_call_executes(
 
 
 def test_running_call_cancel_returns_false_or_interrupts(
-    worker_mode: str, handle: WorkerHandle, gate: threading.Event
+    worker_mode: str, handle: WorkerHandle, gate: threading.Event, entered: Any
 ) -> None:
     if worker_mode == "sync":
         pytest.skip("sync futures are done at once")
-    fut = blocked(handle, worker_mode, gate)
-    while not fut.running():
-        gate.wait(0.001)
+    fut = blocked(handle, worker_mode, gate, entered=entered)
+    assert entered.wait(10)  # the method is running
     cancelled = fut.cancel()
     # Only a backend that can interrupt a running call (asyncio tasks) cancels it.
     assert cancelled == handle._worker.capabilities.interruptible

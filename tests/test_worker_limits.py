@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aioconc import LimitSet, RateLimit, ResourceLimit, SerializationError, Worker
+from aioconc import LimitSet, RateLimit, ResourceLimit, Worker
 
 
 class Limited(Worker):
@@ -77,9 +77,3 @@ def test_non_shared_set_warns_for_a_worker_and_is_refused_for_a_pool() -> None:
         assert handle.keys().result(10) == ["slot"]
     with pytest.raises(ValueError, match="shared"):
         Limited.options(mode="thread", max_workers=2, limits=private).init()
-
-
-def test_limits_shared_across_processes_say_they_are_not_available_yet() -> None:
-    limits = [RateLimit(key="tokens", window=60, capacity=100)]
-    with pytest.raises(SerializationError, match="not available yet"):
-        Limited.options(mode="process", max_workers=2, limits=limits).init()

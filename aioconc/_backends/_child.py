@@ -13,8 +13,10 @@ Wire format, one duplex stream socket per worker::
 
 Every item of a batch is its own pickle (one ``Pickler`` per batch, memo
 cleared between items), so a value that can't be pickled or unpickled fails
-its own call only.  Kinds are tagged so that the child can later send requests
-of its own (shared limits) over the same stream.
+its own call only.  Kinds are tagged, so the child also sends requests of its
+own over the same stream: a shared ``LimitSet`` used in the child acquires from
+its state in the parent (``LIMIT_REQUEST`` / ``LIMIT_REPLY``, see
+``_process_limits.py``).
 
 ::
 
@@ -24,18 +26,27 @@ of its own (shared limits) over the same stream.
       CALLS (id, method, args, kwargs)* ──►   run one at a time, in order
             ◄── RESULTS (id, outcome)*         flushed when the input is drained
       CLOSE (graceful) | ABORT (skip the rest) ──►  stop() hook, exit
+            ◄── LIMIT_REQUEST (id, op)         at any time, from any thread
+      LIMIT_REPLY (id, ok, value)       ──►
+
+Reading the socket is one role taken by one thread at a time: the serving
+thread between calls, or a thread that waits for a limit reply while a method
+runs (a method may acquire from its own threads, or from coroutines, which read
+through their loop).  User code never runs while holding that role.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import pickle
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -44,8 +55,8 @@ from typing import Any
 import cloudpickle
 
 # -- frame kinds -------------------------------------------------------------
-INIT, CALLS, CLOSE, ABORT, CANCEL = 1, 2, 3, 4, 5  # parent -> child
-READY, INIT_ERROR, RESULTS = 11, 12, 13  # child -> parent
+INIT, CALLS, CLOSE, ABORT, CANCEL, LIMIT_REPLY = 1, 2, 3, 4, 5, 6  # parent -> child
+READY, INIT_ERROR, RESULTS, LIMIT_REQUEST = 11, 12, 13, 14  # child -> parent
 PID, EXITED = 21, 22  # fork server -> parent
 
 # -- outcome tags of a result item ----------------------------------------
@@ -195,6 +206,41 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class _ParentGone(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the parent process is gone: a limit request cannot be answered")
+
+
+def _answer(reply: tuple[bool, Any] | None) -> Any:
+    """The value of a limit reply, or raise what it carries."""
+    if reply is None:
+        raise _ParentGone()
+    ok, value = reply
+    if not ok:
+        raise value
+    return value
+
+
+def _resolve(waiter: tuple[Any, Any], reply: tuple[bool, Any] | None) -> None:
+    """Finish a coroutine's limit request on its loop, from whichever thread read it."""
+    loop, fut = waiter
+
+    def finish() -> None:
+        if not fut.done():
+            fut.set_result(reply)
+
+    import asyncio
+
+    if asyncio._get_running_loop() is loop:
+        finish()
+    else:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there
+            loop.call_soon_threadsafe(finish)
+
+
+CURRENT: _Child | None = None  # the worker this process runs (limit clients use it)
+
+
 class _Child:
     """Runs the calls of one worker instance, in order, and sends back results."""
 
@@ -204,40 +250,180 @@ class _Child:
         self.writer = BatchWriter()
         self.queue: deque[tuple[int, memoryview]] = deque()
         self.closing = False
+        self.aborting = False
         self.eof = False
+        self.init_body: bytes | None = None
         self.cancelled: set[int] = set()  # sent, then cancelled before they began
         self.instance: Any = None
         self.methods: dict[str, Any] = {}
         self.loop: Any = None
+        # The reading role (see the module docstring) and the limit requests.
+        self.rlock = threading.Lock()
+        self.cond = threading.Condition()
+        self.send_lock = threading.Lock()
+        self.request_ids = itertools.count(1)
+        self.replies: dict[int, tuple[bool, Any]] = {}
+        self.async_waiters: dict[int, tuple[Any, Any]] = {}  # id -> (loop, future)
+        self.abandoned: dict[int, tuple[Any, ...]] = {}  # id -> request, reply unwanted
+        self.watching: dict[Any, int] = {}  # loop -> async waiters reading through it
 
     # -- input -------------------------------------------------------------
 
     def read(self, block: bool) -> None:
+        """Take in what the parent sent; ``block``: wait until there is work."""
+        if block:
+            self.pump(lambda: bool(self.queue) or self.closing or self.aborting or self.init_body)
+        elif self.rlock.acquire(blocking=False):
+            self.read_once(socket.MSG_DONTWAIT)
+
+    def pump(self, done: Any) -> None:
+        """Read until ``done()`` or EOF, taking turns with other reading threads."""
+        cond = self.cond
+        while True:
+            with cond:
+                while not (done() or self.eof):
+                    if self.rlock.acquire(blocking=False):
+                        break
+                    cond.wait()
+                else:
+                    return
+            self.read_once(0)
+
+    def read_once(self, flags: int) -> None:
+        """One read, by the holder of ``rlock``; gives the role up afterwards."""
         try:
-            frames = self.reader.recv(self.sock, 0 if block else socket.MSG_DONTWAIT)
+            frames = self.reader.recv(self.sock, flags)
         except (BlockingIOError, InterruptedError):
-            return
-        if frames is None:
-            self.eof = True
-            return
+            frames = []
+        except BaseException:
+            frames = None
+        try:
+            if frames is None:
+                self.eof = True
+            else:
+                self.take(frames)
+        finally:
+            with self.cond:
+                self.rlock.release()
+                if self.eof:
+                    self.fail_requests()
+                self.cond.notify_all()
+
+    def take(self, frames: list[tuple[int, bytes]]) -> None:
+        # Only records what arrived: the serving thread acts on it, so this is
+        # safe from whichever thread reads.
         for kind, body in frames:
             if kind == CALLS:
                 self.queue.extend(split_batch(body))
+            elif kind == LIMIT_REPLY:
+                self.replied(body)
             elif kind == CLOSE:
                 self.closing = True
             elif kind == CANCEL:
                 self.cancelled.update(i for (i,) in _U32.iter_unpack(body))
             elif kind == ABORT:
-                self.closing = True
-                for ident, _ in self.queue:
-                    self.writer.add(ident, (SKIPPED,))
-                self.queue.clear()
+                self.aborting = True
             elif kind == INIT:
-                self.init(body)
+                self.init_body = body
+
+    def abort(self) -> None:
+        self.aborting = False
+        self.closing = True
+        for ident, _ in self.queue:
+            self.writer.add(ident, (SKIPPED,))
+        self.queue.clear()
+
+    # -- limit requests (see _process_limits.py) -----------------------------
+
+    def request(self, payload: tuple[Any, ...]) -> Any:
+        """Send a request to the parent and block this thread until it answers."""
+        ident = self.send_request(payload)
+        self.pump(lambda: ident in self.replies)
+        with self.cond:
+            reply = self.replies.pop(ident, None)
+        return _answer(reply)
+
+    def post(self, payload: tuple[Any, ...]) -> None:
+        """Send a request that needs no answer."""
+        self.send_request(payload)
+
+    async def arequest(self, payload: tuple[Any, ...]) -> Any:
+        """``request`` for a coroutine: waits on its loop, which reads the socket
+        for as long as someone waits there (no other thread needs to)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self.cond:
+            ident = next(self.request_ids)
+            self.async_waiters[ident] = (loop, fut)
+        self.watch(loop, +1)
+        try:
+            self.send_request(payload, ident)
+            return _answer(await fut)
+        except BaseException:
+            with self.cond:
+                if self.async_waiters.pop(ident, None) is not None and not self.eof:
+                    # No answer yet: tell the parent; a grant that crosses this
+                    # message on the wire is given back when it arrives.
+                    self.abandoned[ident] = payload
+                    self.send_request(("abandon", ident))
+            raise
+        finally:
+            self.watch(loop, -1)
+
+    def send_request(self, payload: tuple[Any, ...], ident: int | None = None) -> int:
+        if ident is None:
+            with self.cond:
+                ident = next(self.request_ids)
+        body = pickle.dumps((ident, payload), pickle.HIGHEST_PROTOCOL)
+        if self.eof:
+            raise _ParentGone()
+        self.send(frame(LIMIT_REQUEST, body))
+        return ident
+
+    def replied(self, body: bytes) -> None:
+        ident, ok, value = pickle.loads(body)
+        with self.cond:
+            request = self.abandoned.pop(ident, None)
+            waiter = self.async_waiters.pop(ident, None)
+            if request is None and waiter is None:
+                self.replies[ident] = (ok, value)
+        if request is not None:
+            if ok and value is not False and request[0] in ("acquire", "try"):
+                # Granted after all (an acquire, or a try that succeeded): give it back.
+                token, amounts = request[1], request[2]
+                self.send_request(("release", token, amounts, dict.fromkeys(amounts, 0)))
+        elif waiter is not None:
+            _resolve(waiter, (ok, value))
+
+    def watch(self, loop: Any, delta: int) -> None:
+        with self.cond:
+            count = self.watching.get(loop, 0) + delta
+            if count:
+                self.watching[loop] = count
+            else:
+                self.watching.pop(loop, None)
+        if count == 1 and delta > 0:
+            loop.add_reader(self.sock.fileno(), self.on_readable)
+        elif not count:
+            loop.remove_reader(self.sock.fileno())
+
+    def on_readable(self) -> None:
+        # Another thread may hold the reading role; it delivers our answers then.
+        if self.rlock.acquire(blocking=False):
+            self.read_once(socket.MSG_DONTWAIT)
+
+    def fail_requests(self) -> None:
+        """At EOF (lock held): every waiter learns that no answer will come."""
+        for loop, fut in self.async_waiters.values():
+            _resolve((loop, fut), None)
+        self.async_waiters.clear()
 
     # -- start-up ------------------------------------------------------------
 
     def init(self, body: bytes) -> None:
+        self.init_body = None
         try:
             path, cwd, authkey, spec = pickle.loads(body)
             sys.path[:] = path
@@ -273,6 +459,8 @@ class _Child:
         writer = self.writer
         first = 0.0
         while not self.eof:
+            if self.aborting:
+                self.abort()
             if not queue:
                 self.flush()
                 if self.closing:
@@ -351,7 +539,8 @@ class _Child:
     def send(self, data: bytes | None) -> None:
         if data:
             try:
-                self.sock.sendall(data)
+                with self.send_lock:  # methods' threads send limit requests too
+                    self.sock.sendall(data)
             except OSError:
                 self.eof = True  # the parent is gone: nobody to answer
 
@@ -373,9 +562,12 @@ def serve_child(fd: int) -> int:
     sock = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)  # processes the user starts must not hold it open
     sock.setblocking(True)
-    child = _Child(sock)
+    global CURRENT
+    child = CURRENT = _Child(sock)
     while child.instance is None and not child.eof:
         child.read(block=True)
+        if child.init_body is not None:
+            child.init(child.init_body)
     if child.instance is not None:
         child.serve()
         child.finish()

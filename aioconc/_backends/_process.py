@@ -49,6 +49,7 @@ from .._serialize import (
     unloadable_error,
     with_remote_traceback,
 )
+from ..limits._export import exporting
 from . import OPTION_NAMES
 from ._base import Capabilities, WorkerSpec
 from ._child import (
@@ -60,6 +61,8 @@ from ._child import (
     ERROR,
     INIT,
     INIT_ERROR,
+    LIMIT_REPLY,
+    LIMIT_REQUEST,
     OK,
     READY,
     RESULTS,
@@ -70,6 +73,7 @@ from ._child import (
     split_batch,
 )
 from ._launch import authkey, exit_description, launcher_for
+from ._process_limits import LimitServer
 
 __all__ = ["ProcessWorker", "backend"]
 
@@ -141,8 +145,11 @@ class ProcessWorker:
                 f"serializer={spec.options.serializer!r} is not supported in process mode yet; "
                 "use 'cloudpickle'"
             )
+        # Shared limit sets stay here; the child gets clients that ask this server.
+        self._limit_server = LimitServer(self._send_limit_reply)
         try:
-            blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits))
+            with exporting(self._limit_server.export):
+                blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits))
         except Exception as exc:
             self._fail_start(argument_error(spec.cls, "__init__", spec.args, spec.kwargs, exc))
             return
@@ -302,6 +309,11 @@ class ProcessWorker:
             self._wbuf += memoryview(data)[sent:]
             self._inbox.post(self._start_writing)
 
+    def _send_limit_reply(self, body: bytes) -> None:
+        with self._lock:
+            if not self._final:
+                self._send_locked(frame(LIMIT_REPLY, body))
+
     def _refuse(self, fut: Future[Any]) -> None:
         # Closing ends calls as cancelled; a death (crash, failed start) fails them.
         dead = self._dead
@@ -378,6 +390,8 @@ class ProcessWorker:
         for kind, body in frames:
             if kind == RESULTS:
                 self._deliver(body)
+            elif kind == LIMIT_REQUEST:
+                self._limit_server.handle(body)
             elif kind == READY:
                 self.pid = int.from_bytes(body, "little") or self.pid
                 self.ready._set_result(None)
@@ -465,6 +479,7 @@ class ProcessWorker:
             self._loop.remove_writer(self._sock.fileno())
             self._sock.close()
         self._launcher.release(self)
+        self._limit_server.close()
         with self._lock:
             if self._dead is None:
                 self._dead = self._death()

@@ -41,6 +41,8 @@ from .._exceptions import SerializationError, WorkerCrashedError
 from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
 from .._unwrap import defer, needs_unwrap
+from ..limits._export import exporting
+from . import _ray_limits
 from ._base import Capabilities, WorkerSpec, construct
 
 __all__ = [
@@ -489,7 +491,9 @@ class RayWorker(_RefCalls):
         if options:
             actor_cls = actor_cls.options(**options)
         try:
-            self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
+            # Shared "ray" limit sets travel as clients of their limit actor.
+            with exporting(_ray_limits.export):
+                self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
         except Exception as exc:
             raise _serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"

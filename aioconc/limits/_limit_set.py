@@ -14,10 +14,12 @@ request, the named amounts plus 1 from every CallLimit and ResourceLimit not
 named.  Unknown keys are ignored with a logged warning.
 
 ``mode`` says where the set may be used: "sync", "asyncio" and "thread" sets live
-in this process; shared "process" and "ray" sets are accepted and stored, and
-will be served to children over their worker connection / from a Ray actor
-(today their state lives in this process).  The state sits behind a
-``LimitBackend`` (``_engine.py``); this class validates and builds requests.
+in this process.  A shared "process" set keeps its state in the process that made
+it, and the worker processes using it acquire over their own connection to that
+process; a shared "ray" set keeps its state in one Ray actor.  The state sits
+behind a ``LimitBackend`` (``_engine.py``) -- local, or a client of the remote
+state -- so the algorithms, FIFO order and refunds are the same everywhere; this
+class validates and builds requests.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ._acquisition import Acquisition, LimitSetAcquisition
 from ._algorithms import state_class
 from ._definitions import CallLimit, Limit, RateLimit, ResourceLimit
 from ._engine import LimitBackend, LocalLimitEngine
+from ._export import current_exporter
 
 __all__ = ["LimitSet"]
 
@@ -212,16 +215,32 @@ class LimitSet:
         return f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={waiting}>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # A private set travels as its definitions (fresh state where it lands); a
-        # shared one must stay one state, served by its worker connection instead.
-        if self.shared:
+        # A private set travels as its definitions (fresh state where it lands).  A
+        # shared one must stay one state: the backend shipping it to a worker
+        # installs an exporter that turns it into a client of this state.
+        if not self.shared:
+            return (LimitSet, (self.limits, False, self.mode, self.config, self.mp_context))
+        exporter = current_exporter()
+        if exporter is None:
             raise TypeError(
-                f"a shared LimitSet (mode={self.mode}) cannot be sent to another process: "
-                "limits shared across process or Ray workers are not available yet; share "
-                "them across thread or asyncio workers, or give a single process worker "
-                "private limits (options(limits=[...]))"
+                f"a shared LimitSet (mode={self.mode}) cannot be pickled: its state stays in "
+                "the process that made it; hand it to workers with options(limits=...) or "
+                "as a constructor argument of a process or Ray worker"
             )
-        return (LimitSet, (self.limits, False, self.mode, self.config, self.mp_context))
+        return exporter(self)
+
+    @classmethod
+    def _client(
+        cls,
+        limits: list[Limit],
+        mode: ExecutionMode,
+        config: dict[str, Any],
+        backend: LimitBackend,
+    ) -> LimitSet:
+        """A shared set whose state lives elsewhere, reached through ``backend``."""
+        limit_set = cls(limits, shared=True, mode=mode, config=config)
+        limit_set._backend = backend
+        return limit_set
 
 
 def _checked(limit: Limit, amount: object) -> float:

@@ -1,0 +1,171 @@
+"""Shared limits for Ray workers: the state lives in one async Ray actor.
+
+A shared ``LimitSet(mode="ray")`` is served by one :class:`_LimitActor` (an
+async actor holding the set's ``LocalLimitEngine``, made when the set is first
+handed to a Ray worker; it asks for no CPU).  Every Ray worker using the set --
+and, from then on, the driver too -- gets a :class:`RayLimitClient` in its place,
+so a limit of N per window is N across the whole cluster, with the same
+algorithms, FIFO order and refunds as an in-process set.
+
+A client's ``acquire`` is one actor call (``ray.get`` in sync code, ``await`` in
+a coroutine, so an async worker method waits without blocking its actor).  A
+coroutine cancelled while it waits tells the actor to stop waiting for it, and
+gives back a grant that was already on its way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from .._enums import ExecutionMode
+from ..limits._definitions import Limit
+from ..limits._engine import LocalLimitEngine
+from ..limits._limit_set import LimitSet
+
+__all__ = ["RayLimitClient", "export", "ray_limit_set"]
+
+Amounts = Mapping[str, float]
+
+# An "abandon" can overtake its "acquire" (an async actor does not order calls):
+# it is remembered this long, so the acquire that arrives late does not wait.
+_ABANDON_MEMORY = 300.0
+
+
+class _LimitActor:
+    """The one state of a shared Ray set (run as an async Ray actor)."""
+
+    def __init__(self, limits: list[Limit]) -> None:
+        self._engine = LocalLimitEngine(limits)
+        self._waits: dict[str, asyncio.Task[Any]] = {}
+        self._abandoned: dict[str, float] = {}
+
+    async def try_acquire(self, amounts: dict[str, float]) -> bool:
+        return self._engine.try_acquire(amounts)
+
+    async def acquire(
+        self, ident: str, amounts: dict[str, float], timeout: float | None
+    ) -> tuple[bool, str]:
+        """``(True, "")`` once taken; ``(False, why)`` on timeout or abandon."""
+        if self._abandoned.pop(ident, None) is not None:
+            return (False, "abandoned")
+        if self._engine.try_acquire(amounts):
+            return (True, "")
+        task = asyncio.current_task()
+        assert task is not None
+        self._waits[ident] = task
+        try:
+            await self._engine.async_acquire(amounts, timeout)
+        except TimeoutError as exc:
+            return (False, str(exc))
+        except asyncio.CancelledError:
+            return (False, "abandoned")
+        finally:
+            self._waits.pop(ident, None)
+        return (True, "")
+
+    async def abandon(self, ident: str) -> None:
+        task = self._waits.get(ident)
+        if task is not None:
+            task.cancel()
+            return
+        now = time.monotonic()
+        self._abandoned = {
+            key: at for key, at in self._abandoned.items() if now - at < _ABANDON_MEMORY
+        }
+        self._abandoned[ident] = now
+
+    async def release(self, amounts: dict[str, float], used: dict[str, float]) -> None:
+        self._engine.release(amounts, used)
+
+    async def stats(self) -> dict[str, dict[str, Any]]:
+        return self._engine.stats()
+
+
+class RayLimitClient:
+    """A ``LimitBackend`` whose state is a :class:`_LimitActor`."""
+
+    def __init__(self, actor: Any) -> None:
+        self._actor = actor
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RayLimitClient, (self._actor,))
+
+    def try_acquire(self, amounts: Amounts) -> bool:
+        import ray
+
+        return bool(ray.get(self._actor.try_acquire.remote(dict(amounts))))
+
+    def acquire(self, amounts: Amounts, timeout: float | None) -> None:
+        import ray
+
+        ok, why = ray.get(self._actor.acquire.remote(uuid.uuid4().hex, dict(amounts), timeout))
+        if not ok:
+            raise TimeoutError(why)
+
+    async def async_acquire(self, amounts: Amounts, timeout: float | None) -> None:
+        ident = uuid.uuid4().hex
+        ref = self._actor.acquire.remote(ident, dict(amounts), timeout)
+        try:
+            ok, why = await ref
+        except asyncio.CancelledError:
+            self._actor.abandon.remote(ident)
+            task = asyncio.get_running_loop().create_task(self._give_back(ref, dict(amounts)))
+            self._pending.add(task)  # kept alive until it ends
+            task.add_done_callback(self._pending.discard)
+            raise
+        if not ok:
+            raise TimeoutError(why)
+
+    async def _give_back(self, ref: Any, amounts: dict[str, float]) -> None:
+        # The grant may have crossed the abandon: if so, it is returned unused.
+        ok, _ = await ref
+        if ok:
+            self.release(amounts, dict.fromkeys(amounts, 0))
+
+    def release(self, amounts: Amounts, used: Amounts) -> None:
+        self._actor.release.remote(dict(amounts), dict(used))
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        import ray
+
+        stats: dict[str, dict[str, Any]] = ray.get(self._actor.stats.remote())
+        return stats
+
+
+_actors: weakref.WeakKeyDictionary[LimitSet, Any] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def export(limit_set: LimitSet) -> tuple[Any, ...]:
+    """How a shared set pickles into a Ray worker (installed with ``exporting``).
+
+    Makes the set's actor on first use and moves the driver's own use of the set
+    to it.  Raises ``TypeError`` for a shared set that is not a "ray" set.
+    """
+    if limit_set.mode is not ExecutionMode.Ray:
+        raise TypeError(
+            f"a shared LimitSet made for mode {limit_set.mode} cannot be used in a Ray "
+            "worker: create it with mode='ray'"
+        )
+    import ray
+
+    with _lock:
+        actor = _actors.get(limit_set)
+        if actor is None:
+            # No CPU: it must not take a slot a worker needs; many waiters at once.
+            remote = ray.remote(_LimitActor).options(num_cpus=0, max_concurrency=100_000)
+            actor = _actors[limit_set] = remote.remote(limit_set.limits)
+            limit_set._backend = RayLimitClient(actor)
+    return (ray_limit_set, (actor, limit_set.limits, limit_set.config))
+
+
+def ray_limit_set(actor: Any, limits: list[Limit], config: dict[str, Any]) -> LimitSet:
+    """Rebuild, in a Ray worker, a shared set whose state is ``actor``."""
+    return LimitSet._client(limits, ExecutionMode.Ray, config, RayLimitClient(actor))

@@ -1,0 +1,270 @@
+"""Limits shared across process workers (state in the parent) and Ray workers
+(state in one actor): CONFORMANCE 225, 284 and issue 6's sharing.
+
+Admission times are taken in the workers with ``time.monotonic()`` (one system
+clock for every process on the machine).  A grant reaches its worker a little
+after the parent decided it, so window checks allow ``SLACK`` for that delivery:
+a window of ``1 - SLACK`` seconds of worker timestamps holds only admissions
+the parent made within one second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from aioconc import (
+    LimitSet,
+    RateLimit,
+    RateLimitAlgorithm,
+    ResourceLimit,
+    SerializationError,
+    Worker,
+    WorkerCrashedError,
+    gather,
+)
+
+SLACK = 0.15
+
+
+class Stamper(Worker):
+    """Takes one unit of the shared limit "calls" per call."""
+
+    def stamp(self) -> tuple[int, float]:
+        with self.limits.acquire({"calls": 1}) as acq:
+            acq.update(usage={"calls": 1})
+            return os.getpid(), time.monotonic()
+
+
+class Slots(Worker):
+    """Uses a shared ResourceLimit "slot" (and whatever else the set holds)."""
+
+    def __init__(self, spare: LimitSet | None = None) -> None:
+        self.spare = spare
+
+    def hold(self, seconds: float) -> tuple[float, float]:
+        with self.limits.acquire():
+            start = time.monotonic()
+            time.sleep(seconds)  # the work done while holding the slot
+            return start, time.monotonic()
+
+    def hold_then_die(self) -> None:
+        self.limits.acquire()  # never released: the process dies holding it
+        os._exit(3)
+
+    def take(self, timeout: float | None = None) -> bool:
+        with self.limits.acquire(timeout=timeout):
+            return True
+
+    def try_take(self) -> bool:
+        acquisition = self.limits.try_acquire()
+        acquisition.release()
+        return acquisition.successful
+
+    def from_threads(self, n: int, seconds: float) -> list[tuple[float, float]]:
+        spans: list[tuple[float, float]] = []
+
+        def run() -> None:
+            spans.append(self.hold(seconds))
+
+        threads = [threading.Thread(target=run) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return spans
+
+    async def from_coroutines(self, n: int, seconds: float) -> list[tuple[float, float]]:
+        async def one() -> tuple[float, float]:
+            async with await self.limits.async_acquire():
+                start = time.monotonic()
+                await asyncio.sleep(seconds)
+                return start, time.monotonic()
+
+        return list(await asyncio.gather(*(one() for _ in range(n))))
+
+    async def give_up_waiting(self) -> str:
+        try:
+            await asyncio.wait_for(self.limits.async_acquire(), 0.05)
+        except TimeoutError:
+            return "gave up"
+        return "acquired"
+
+    def available(self) -> float:
+        available: float = self.limits.get_stats()["slot"]["available"]
+        return available
+
+    def spare_available(self) -> float:
+        assert self.spare is not None
+        with self.spare.acquire():
+            available: float = self.spare.get_stats()["slot"]["available"]
+        return available
+
+    def use(self, limit_set: LimitSet) -> None:
+        """Receives a shared set as a call argument (refused: it can't be pickled)."""
+
+
+def _max_in_window(stamps: list[float], width: float, first: int = 0) -> int:
+    """The most stamps in any window ``[s, s + width)`` starting at ``stamps[first:]``."""
+    best = 0
+    for i in range(first, len(stamps)):
+        end = stamps[i] + width
+        best = max(best, sum(1 for s in stamps[i:] if s < end))
+    return best
+
+
+def _disjoint(spans: list[tuple[float, float]]) -> bool:
+    spans = sorted(spans)
+    return all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans))
+
+
+def _slot_set(mode: str = "process") -> LimitSet:
+    return LimitSet([ResourceLimit(key="slot", capacity=1)], shared=True, mode=mode)
+
+
+# ---------------------------------------------------------------------------
+# Process workers: the state lives in the parent
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", list(RateLimitAlgorithm), ids=lambda a: a.value)
+def test_a_rate_limit_holds_across_a_four_process_pool(algorithm: RateLimitAlgorithm) -> None:
+    """RateLimit(capacity=20, window=1) shared by 4 processes, saturated by 50 calls.
+
+    No second of the run admits more than 20 calls across the pool.  Only the
+    sliding window holds that from the first call: by their definitions the
+    bucket algorithms and GCRA start with a full burst of 20 on top of their
+    rate, and a fixed window admits 20 in the (partial) window the run starts in
+    and 20 more at the next boundary.  For those, every window after the first
+    20 admissions holds at most 20, and a window that includes them at most 40.
+    """
+    limits = [RateLimit(key="calls", window=1, capacity=20, algorithm=algorithm)]
+    with Stamper.options(mode="process", max_workers=4, limits=limits).init() as pool:
+        results = gather([pool.stamp() for _ in range(50)], timeout=60)
+    assert len({pid for pid, _ in results}) == 4  # every process took its share
+    stamps = sorted(stamp for _, stamp in results)
+    width = 1.0 - SLACK
+    bursting = algorithm is not RateLimitAlgorithm.SlidingWindow
+    if bursting:
+        assert _max_in_window(stamps, width, first=20) <= 20
+        assert _max_in_window(stamps, width) <= 40
+    else:
+        assert _max_in_window(stamps, width) <= 20
+    # 50 calls at 20 per second: the run cannot be shorter than the limit allows.
+    assert stamps[-1] - stamps[0] >= (1.0 if bursting else 2.0) - SLACK
+
+
+def test_a_resource_limit_is_held_by_one_process_at_a_time() -> None:
+    slots = _slot_set()
+    with Slots.options(mode="process", max_workers=3, limits=slots).init() as pool:
+        spans = gather([pool.hold(0.02) for _ in range(9)], timeout=60)
+    assert _disjoint(spans)
+    assert slots.get_stats()["slot"]["available"] == 1
+
+
+def test_threads_and_coroutines_of_a_process_worker_share_the_parents_state() -> None:
+    slots = _slot_set()
+    with (
+        Slots.options(mode="process", limits=slots).init() as first,
+        Slots.options(mode="process", limits=slots).init() as second,
+    ):
+        threads = first.from_threads(4, 0.02)
+        coroutines = second.from_coroutines(4, 0.02)
+        spans = threads.result(60) + coroutines.result(60)
+    assert len(spans) == 8
+    assert _disjoint(spans)
+
+
+def test_a_process_that_dies_holding_a_resource_gives_it_back() -> None:
+    slots = _slot_set()
+    with (
+        Slots.options(mode="process", limits=slots).init() as doomed,
+        Slots.options(mode="process", limits=slots).init() as survivor,
+    ):
+        with pytest.raises(WorkerCrashedError):
+            doomed.hold_then_die().result(30)
+        assert slots.get_stats()["slot"]["available"] == 1
+        assert survivor.take(timeout=30).result(30) is True
+
+
+def test_timeout_try_acquire_and_an_abandoned_wait_in_a_process_worker() -> None:
+    slots = _slot_set()
+    with Slots.options(mode="process", limits=slots).init() as handle:
+        held = slots.acquire()  # the parent holds the only slot
+        with pytest.raises(TimeoutError, match="could not acquire"):
+            handle.take(timeout=0.05).result(30)
+        assert handle.try_take().result(30) is False
+        assert handle.give_up_waiting().result(30) == "gave up"
+        assert handle.available().result(30) == 0  # a round trip after the abandon
+        assert slots._backend.waiting == 0  # type: ignore[attr-defined]
+        held.release()
+        assert handle.try_take().result(30) is True
+        assert handle.available().result(30) == 1
+
+
+def test_a_shared_set_reaches_a_process_worker_as_a_constructor_argument() -> None:
+    spare = _slot_set()
+    with Slots.options(mode="process").init(spare) as handle:
+        assert handle.spare_available().result(30) == 0  # read while holding it
+    assert spare.get_stats()["slot"]["available"] == 1
+
+
+def test_a_shared_set_cannot_be_a_call_argument() -> None:
+    slots = _slot_set()
+    with (
+        Slots.options(mode="process").init() as handle,
+        pytest.raises(SerializationError, match="cannot be pickled"),
+    ):
+        handle.use(slots).result(30)
+
+
+def test_a_set_of_another_mode_is_refused_by_a_process_worker() -> None:
+    wrong = _slot_set("ray")
+    with pytest.raises(SerializationError, match="mode='process'"):
+        Slots.options(mode="process").init(wrong)
+
+
+# ---------------------------------------------------------------------------
+# Ray workers: the state lives in one actor
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _ray(_ray_session: Any) -> None:
+    pytest.importorskip("ray")
+
+
+@pytest.mark.usefixtures("_ray")
+def test_a_rate_limit_holds_across_ray_workers_and_the_driver() -> None:
+    limits = LimitSet([RateLimit(key="calls", window=1, capacity=10)], shared=True, mode="ray")
+    with Stamper.options(mode="ray", max_workers=2, limits=limits).init() as pool:
+        results = gather([pool.stamp() for _ in range(25)], timeout=120)
+        # The driver now reads the actor's state: the last window's admissions.
+        assert limits.get_stats()["calls"]["current_requests"] >= 5
+    stamps = sorted(stamp for _, stamp in results)
+    assert len({pid for pid, _ in results}) == 2
+    assert _max_in_window(stamps, 1.0 - SLACK) <= 10
+    assert stamps[-1] - stamps[0] >= 2.0 - SLACK
+
+
+@pytest.mark.usefixtures("_ray")
+def test_a_resource_limit_is_held_by_one_ray_worker_at_a_time() -> None:
+    slots = _slot_set("ray")
+    with (
+        Slots.options(mode="ray", limits=slots).init() as first,
+        Slots.options(mode="ray", limits=slots).init() as second,
+    ):
+        futures = [first.hold(0.02) for _ in range(3)] + [second.hold(0.02) for _ in range(3)]
+        coroutines = first.from_coroutines(3, 0.02)
+        spans = gather(futures, timeout=120) + coroutines.result(120)
+        held = slots.acquire()  # the driver shares the state too
+        assert second.try_take().result(60) is False
+        held.release()
+        assert second.try_take().result(60) is True
+    assert _disjoint(spans)

@@ -29,6 +29,7 @@ from aioconc import (
     WorkerCrashedError,
     gather,
 )
+from aioconc.middleware import _retry
 
 SLACK = 0.15
 
@@ -268,3 +269,72 @@ def test_a_resource_limit_is_held_by_one_ray_worker_at_a_time() -> None:
         held.release()
         assert second.try_take().result(60) is True
     assert _disjoint(spans)
+
+
+# ---------------------------------------------------------------------------
+# Every mode
+# ---------------------------------------------------------------------------
+
+
+class Transient(Exception):
+    pass
+
+
+class FlakyInLimits(Worker):
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def flaky(self) -> int:
+        with self.limits.acquire():
+            self.tries += 1
+            if self.tries < 3:
+                raise Transient(f"attempt {self.tries}")
+            return self.tries
+
+    def available(self) -> float:
+        available: float = self.limits.get_stats()["slot"]["available"]
+        return available
+
+
+def test_a_shared_set_holds_across_workers_and_pools_in_every_mode(worker_mode: str) -> None:
+    """CONFORMANCE 225: one shared set, two single workers and a pool of two
+    (sync and asyncio workers are single: a third worker stands in for the pool)."""
+    slots = _slot_set(worker_mode)
+    pool_size = 1 if worker_mode in ("sync", "asyncio") else 2
+    with (
+        Slots.options(mode=worker_mode, limits=slots).init() as first,
+        Slots.options(mode=worker_mode, limits=slots).init() as second,
+        Slots.options(mode=worker_mode, max_workers=pool_size, limits=slots).init() as pool,
+    ):
+        futures = [h.hold(0.01) for h in (first, second, pool, pool) for _ in range(2)]
+        spans = gather(futures, timeout=120)
+        assert second.available().result(60) == 1
+    assert _disjoint(spans)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The retry stage's backoff sleep, replaced by one that records and returns."""
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+
+    monkeypatch.setattr(_retry, "sleep", sleep)
+    return delays
+
+
+def test_an_exception_inside_an_acquisition_is_retried_in_every_mode(
+    worker_mode: str, no_backoff: list[float]
+) -> None:
+    """CONFORMANCE 245: each attempt releases the limit as the exception leaves the
+    block, and the retry acquires it again."""
+    limits = [ResourceLimit(key="slot", capacity=1)]
+    with FlakyInLimits.options(
+        mode=worker_mode, limits=limits, num_retries=3, retry_on=[Transient]
+    ).init() as handle:
+        future = handle.flaky()
+        assert future.result(60) == 3
+        assert future.attempts == 3
+        assert handle.available().result(60) == 1
+        assert len(no_backoff) == 2

@@ -139,7 +139,7 @@ def _workers_alive() -> set[int]:
         try:
             if child.pid in helpers or child.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if "aioconc_child" in " ".join(child.cmdline()) or child.ppid() in helpers:
+            if "_child.py" in " ".join(child.cmdline()) or child.ppid() in helpers:
                 alive.add(child.pid)
         except psutil.NoSuchProcess:
             continue

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from .._runtime import background_loop, inbox_for
 from . import _child
-from ._child import BOOTSTRAP, EXITED, PID, SERVER_MSG
+from ._child import BOOTSTRAP
+from ._wire import EXITED, PID, SERVER_MSG
 
 if TYPE_CHECKING:
     import asyncio

@@ -52,7 +52,9 @@ from .._serialize import (
 from ..limits._export import exporting
 from . import OPTION_NAMES
 from ._base import Capabilities, WorkerSpec
-from ._child import (
+from ._launch import authkey, exit_description, launcher_for
+from ._process_limits import LimitServer
+from ._wire import (
     _U32,
     ABORT,
     CALLS,
@@ -72,8 +74,6 @@ from ._child import (
     frame,
     split_batch,
 )
-from ._launch import authkey, exit_description, launcher_for
-from ._process_limits import LimitServer
 
 __all__ = ["ProcessWorker", "backend"]
 

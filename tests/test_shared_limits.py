@@ -59,6 +59,10 @@ class Slots(Worker):
         self.limits.acquire()  # never released: the process dies holding it
         os._exit(3)
 
+    def keep(self) -> bool:
+        self.limits.acquire()  # never released by the worker itself
+        return True
+
     def take(self, timeout: float | None = None) -> bool:
         with self.limits.acquire(timeout=timeout):
             return True
@@ -269,6 +273,17 @@ def test_a_resource_limit_is_held_by_one_ray_worker_at_a_time() -> None:
         held.release()
         assert second.try_take().result(60) is True
     assert _disjoint(spans)
+
+
+@pytest.mark.usefixtures("_ray")
+def test_a_stopped_ray_worker_gives_back_the_resources_it_held() -> None:
+    slots = _slot_set("ray")
+    handle = Slots.options(mode="ray", limits=slots).init()
+    assert handle.keep().result(60) is True
+    assert not slots.try_acquire().successful
+    handle.stop()
+    with slots.acquire(timeout=60):  # granted once the limit actor hears of the stop
+        pass
 
 
 # ---------------------------------------------------------------------------

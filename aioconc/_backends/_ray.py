@@ -487,12 +487,13 @@ class RayWorker(_RefCalls):
         super().__init__(spec.name, spec.options.unwrap_futures)
         host = _AsyncHost if _has_async_methods(spec.cls) else _SyncHost
         options = _ray_options(dict(spec.extra), for_task=False)
+        self._name_id = f"{spec.name}-{id(self):x}"  # names this worker to limit actors
         actor_cls = _actor_class(ray, host)
         if options:
             actor_cls = actor_cls.options(**options)
         try:
             # Shared "ray" limit sets travel as clients of their limit actor.
-            with exporting(_ray_limits.export):
+            with exporting(functools.partial(_ray_limits.export, client=self._name_id)):
                 self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
         except Exception as exc:
             raise _serialization_error(
@@ -566,6 +567,7 @@ class RayWorker(_RefCalls):
             import ray
 
             ray.kill(self._actor, no_restart=True)
+            _ray_limits.forget(self._name_id)  # what it held of shared limits is free
         except Exception as exc:  # already gone, or Ray shut down
             log.debug("ray.kill of worker %s: %s", self._name, exc)
 

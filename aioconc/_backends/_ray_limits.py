@@ -16,6 +16,7 @@ gives back a grant that was already on its way.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._enums import ExecutionMode
-from ..limits._definitions import Limit
+from ..limits._definitions import Limit, ResourceLimit
 from ..limits._engine import LocalLimitEngine
 from ..limits._limit_set import LimitSet
 
@@ -44,14 +45,27 @@ class _LimitActor:
         self._engine = LocalLimitEngine(limits)
         self._waits: dict[str, asyncio.Task[Any]] = {}
         self._abandoned: dict[str, float] = {}
+        self._resources = {limit.key for limit in limits if isinstance(limit, ResourceLimit)}
+        self._held: dict[str, collections.Counter[str]] = {}  # client -> units held
 
-    async def try_acquire(self, amounts: dict[str, float]) -> bool:
-        return self._engine.try_acquire(amounts)
+    async def try_acquire(self, client: str, amounts: dict[str, float]) -> bool:
+        taken = self._engine.try_acquire(amounts)
+        if taken:
+            self._hold(client, amounts, +1)
+        return taken
 
     async def acquire(
-        self, ident: str, amounts: dict[str, float], timeout: float | None
+        self, client: str, ident: str, amounts: dict[str, float], timeout: float | None
     ) -> tuple[bool, str]:
         """``(True, "")`` once taken; ``(False, why)`` on timeout or abandon."""
+        granted = await self._acquire(ident, amounts, timeout)
+        if granted[0]:
+            self._hold(client, amounts, +1)
+        return granted
+
+    async def _acquire(
+        self, ident: str, amounts: dict[str, float], timeout: float | None
+    ) -> tuple[bool, str]:
         if self._abandoned.pop(ident, None) is not None:
             return (False, "abandoned")
         if self._engine.try_acquire(amounts):
@@ -80,8 +94,21 @@ class _LimitActor:
         }
         self._abandoned[ident] = now
 
-    async def release(self, amounts: dict[str, float], used: dict[str, float]) -> None:
+    async def release(self, client: str, amounts: dict[str, float], used: dict[str, float]) -> None:
+        self._hold(client, amounts, -1)
         self._engine.release(amounts, used)
+
+    async def forget(self, client: str) -> None:
+        """``client`` is gone: give back the resources it still held."""
+        held = self._held.pop(client, None)
+        units = {key: amount for key, amount in (held or {}).items() if amount > 0}
+        if units:
+            self._engine.release(units, units)
+
+    def _hold(self, client: str, amounts: dict[str, float], sign: int) -> None:
+        units = {k: sign * a for k, a in amounts.items() if a and k in self._resources}
+        if units:
+            self._held.setdefault(client, collections.Counter()).update(units)
 
     async def stats(self) -> dict[str, dict[str, Any]]:
         return self._engine.stats()
@@ -90,28 +117,30 @@ class _LimitActor:
 class RayLimitClient:
     """A ``LimitBackend`` whose state is a :class:`_LimitActor`."""
 
-    def __init__(self, actor: Any) -> None:
+    def __init__(self, actor: Any, client: str) -> None:
         self._actor = actor
+        self._client = client  # whose holdings these are (a worker, or the driver)
         self._pending: set[asyncio.Task[None]] = set()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RayLimitClient, (self._actor,))
+        return (RayLimitClient, (self._actor, self._client))
 
     def try_acquire(self, amounts: Amounts) -> bool:
         import ray
 
-        return bool(ray.get(self._actor.try_acquire.remote(dict(amounts))))
+        return bool(ray.get(self._actor.try_acquire.remote(self._client, dict(amounts))))
 
     def acquire(self, amounts: Amounts, timeout: float | None) -> None:
         import ray
 
-        ok, why = ray.get(self._actor.acquire.remote(uuid.uuid4().hex, dict(amounts), timeout))
+        ref = self._actor.acquire.remote(self._client, uuid.uuid4().hex, dict(amounts), timeout)
+        ok, why = ray.get(ref)
         if not ok:
             raise TimeoutError(why)
 
     async def async_acquire(self, amounts: Amounts, timeout: float | None) -> None:
         ident = uuid.uuid4().hex
-        ref = self._actor.acquire.remote(ident, dict(amounts), timeout)
+        ref = self._actor.acquire.remote(self._client, ident, dict(amounts), timeout)
         try:
             ok, why = await ref
         except asyncio.CancelledError:
@@ -130,7 +159,7 @@ class RayLimitClient:
             self.release(amounts, dict.fromkeys(amounts, 0))
 
     def release(self, amounts: Amounts, used: Amounts) -> None:
-        self._actor.release.remote(dict(amounts), dict(used))
+        self._actor.release.remote(self._client, dict(amounts), dict(used))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         import ray
@@ -140,11 +169,13 @@ class RayLimitClient:
 
 
 _actors: weakref.WeakKeyDictionary[LimitSet, Any] = weakref.WeakKeyDictionary()
+_clients: dict[str, list[Any]] = {}  # worker -> the limit actors it was given
 _lock = threading.Lock()
 
 
-def export(limit_set: LimitSet) -> tuple[Any, ...]:
-    """How a shared set pickles into a Ray worker (installed with ``exporting``).
+def export(limit_set: LimitSet, client: str) -> tuple[Any, ...]:
+    """How a shared set pickles into the Ray worker ``client`` (installed with
+    ``exporting``).
 
     Makes the set's actor on first use and moves the driver's own use of the set
     to it.  Raises ``TypeError`` for a shared set that is not a "ray" set.
@@ -162,10 +193,19 @@ def export(limit_set: LimitSet) -> tuple[Any, ...]:
             # No CPU: it must not take a slot a worker needs; many waiters at once.
             remote = ray.remote(_LimitActor).options(num_cpus=0, max_concurrency=100_000)
             actor = _actors[limit_set] = remote.remote(limit_set.limits)
-            limit_set._backend = RayLimitClient(actor)
-    return (ray_limit_set, (actor, limit_set.limits, limit_set.config))
+            limit_set._backend = RayLimitClient(actor, "driver")
+        _clients.setdefault(client, []).append(actor)
+    return (ray_limit_set, (actor, client, limit_set.limits, limit_set.config))
 
 
-def ray_limit_set(actor: Any, limits: list[Limit], config: dict[str, Any]) -> LimitSet:
+def forget(client: str) -> None:
+    """The worker ``client`` is gone: its limit actors give back what it held."""
+    with _lock:
+        actors = _clients.pop(client, [])
+    for actor in actors:
+        actor.forget.remote(client)
+
+
+def ray_limit_set(actor: Any, client: str, limits: list[Limit], config: dict[str, Any]) -> LimitSet:
     """Rebuild, in a Ray worker, a shared set whose state is ``actor``."""
-    return LimitSet._client(limits, ExecutionMode.Ray, config, RayLimitClient(actor))
+    return LimitSet._client(limits, ExecutionMode.Ray, config, RayLimitClient(actor, client))

@@ -20,240 +20,47 @@ primitive, the method it calls, its targets); a mode whose worker cannot be
 created yet (``NotImplementedError``, a missing extra) is skipped with a note,
 which is how the ``process`` rows wait for the process backend.
 
-The file is longer than the package's usual module on purpose: it is a tool,
-not library code, and reads top to bottom as subjects, modes, timing, table.
+The subjects (aioconc, concurry, the raw primitives) are in
+``_bench_subjects.py``; this file reads top to bottom as modes, timing, table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import concurrent.futures
 import contextlib
 import functools
 import gc
 import importlib
 import math
-import multiprocessing
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._bench_workers import _AioconcBench, _Calls
-
-try:
-    from concurry import Worker as _ConcurryWorker
-except ImportError:  # concurry is optional: its rows are left out
-    _ConcurryWorker = None
+from ._bench_subjects import (
+    CONCURRY,
+    Caller,
+    Subject,
+    _aioconc_awaited,
+    _bare_coroutines,
+    _ConcurryBench,
+    _direct_subject,
+    _pipe_subject,
+    _rct_subject,
+    _run_in_executor,
+    _tpe_subject,
+    _worker_subject,
+)
+from ._bench_workers import _AioconcBench
 
 __all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "run"]
 
-# Calls and handles are untyped here on purpose: the same timing loops drive
-# aioconc, concurry and the raw primitives, which share no type.
-Handle = Any
-Caller = Callable[[int], Any]
 AwaitedSetup = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[int], Awaitable[Any]]]]
 
 TIMES = "\u00d7"  # the multiplication sign after a ratio
 
 UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
 """What creating a worker of a mode that is not built (or not installed) raises."""
-
-
-# ---------------------------------------------------------------------------
-# The code under test
-# ---------------------------------------------------------------------------
-
-
-if _ConcurryWorker is not None:
-
-    class _ConcurryBench(_Calls, _ConcurryWorker):  # type: ignore[misc]
-        """The same worker, run by concurry."""
-
-
-# ---------------------------------------------------------------------------
-# Subjects: one way of running calls (aioconc, concurry or a raw primitive)
-# ---------------------------------------------------------------------------
-
-
-def _result(future: Any) -> Any:
-    return future.result()
-
-
-@dataclass(frozen=True)
-class Subject:
-    """How to start a handle, turn it into a per-call function, and stop it.
-
-    ``caller(handle)`` returns ``i -> future`` written as user code would write
-    the call (``lambda i: w.ping(i)``), so every subject pays the same overhead
-    for the benchmark's own loop.  ``resolve`` turns what a call returned into
-    its value; ``None`` means calls return values directly (a plain method call).
-    """
-
-    label: str
-    start: Callable[[], Handle]
-    caller: Callable[[Handle], Caller]
-    stop: Callable[[Handle], None]
-    resolve: Callable[[Any], Any] | None = _result
-
-
-def _worker_subject(label: str, cls: Any, mode: str, method: str) -> Subject:
-    """A subject for a concurry-style worker class: ``cls.options(mode=...).init()``."""
-
-    def start() -> Handle:
-        return cls.options(mode=mode).init()
-
-    def caller(w: Handle) -> Caller:
-        return lambda i: getattr(w, method)(i)
-
-    def stop(w: Handle) -> None:
-        w.stop()
-
-    return Subject(label, start, caller, stop)
-
-
-def _direct_subject() -> Subject:
-    """The raw primitive of sync mode: a plain method call."""
-    return Subject(
-        "direct call",
-        start=_Calls,
-        caller=lambda obj: lambda i: obj.ping(i),
-        stop=lambda obj: None,
-        resolve=None,
-    )
-
-
-def _tpe_subject() -> Subject:
-    """The raw primitive of thread mode: ``ThreadPoolExecutor(1)``."""
-
-    def start() -> Handle:
-        return concurrent.futures.ThreadPoolExecutor(1), _Calls()
-
-    def caller(handle: Handle) -> Caller:
-        tpe, obj = handle
-        return lambda i: tpe.submit(obj.ping, i)
-
-    def stop(handle: Handle) -> None:
-        handle[0].shutdown(wait=True)
-
-    return Subject("ThreadPoolExecutor(1)", start, caller, stop)
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """A new loop of the kind aioconc's background thread uses (uvloop when installed)."""
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
-def _rct_subject() -> Subject:
-    """The raw primitive of asyncio mode from a script: a loop thread fed by
-    ``asyncio.run_coroutine_threadsafe``, one hand-off per call."""
-
-    def start() -> Handle:
-        loop = _new_loop()
-        thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
-        thread.start()
-        return loop, thread, _Calls()
-
-    def caller(handle: Handle) -> Caller:
-        loop, _, obj = handle
-        rct = asyncio.run_coroutine_threadsafe
-        return lambda i: rct(obj.aping(i), loop)
-
-    def stop(handle: Handle) -> None:
-        loop, thread, _ = handle
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
-
-    return Subject("run_coroutine_threadsafe", start, caller, stop)
-
-
-def _pipe_child(conn: Any) -> None:
-    """The raw primitive's child process: answer every message, in order, until None."""
-    obj = _Calls()
-    while (x := conn.recv()) is not None:
-        conn.send(obj.ping(x))
-
-
-class _PipeClient:
-    """A raw pipelined ``multiprocessing.Pipe`` to a child: the raw primitive of process mode.
-
-    Calls are sent ahead, at most ``window`` unanswered (more would fill both pipe
-    buffers and deadlock); replies come back in order, so ``result()`` returns the
-    reply to the oldest call not yet collected.  ``call`` returns the client itself.
-    """
-
-    window = 512
-
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_pipe_child, args=(child,), name="bench-pipe", daemon=True)
-        self.proc.start()
-        child.close()
-        self.unanswered = 0
-        self.ready: collections.deque[Any] = collections.deque()
-
-    def call(self, x: int) -> _PipeClient:
-        """Send one call, first reading a reply when the window is full."""
-        if self.unanswered >= self.window:
-            self.ready.append(self.conn.recv())
-            self.unanswered -= 1
-        self.conn.send(x)
-        self.unanswered += 1
-        return self
-
-    def result(self) -> Any:
-        """The reply to the oldest call not yet collected."""
-        if self.ready:
-            return self.ready.popleft()
-        self.unanswered -= 1
-        return self.conn.recv()
-
-    def close(self) -> None:
-        """Stop the child and wait for it."""
-        self.conn.send(None)
-        self.proc.join()
-        self.conn.close()
-
-
-def _pipe_subject() -> Subject:
-    return Subject(
-        "multiprocessing.Pipe",
-        start=_PipeClient,
-        caller=lambda client: lambda i: client.call(i),
-        stop=lambda client: client.close(),
-    )
-
-
-# -- awaited, inside a running loop -------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _aioconc_awaited(mode: str, method: str) -> AsyncIterator[Callable[[int], Any]]:
-    async with _AioconcBench.options(mode=mode).init() as w:
-        yield lambda i: getattr(w, method)(i)
-
-
-@contextlib.asynccontextmanager
-async def _bare_coroutines() -> AsyncIterator[Callable[[int], Any]]:
-    obj = _Calls()
-    yield lambda i: obj.aping(i)
-
-
-@contextlib.asynccontextmanager
-async def _run_in_executor() -> AsyncIterator[Callable[[int], Any]]:
-    obj = _Calls()
-    loop = asyncio.get_running_loop()
-    with concurrent.futures.ThreadPoolExecutor(1) as tpe:
-        yield lambda i: loop.run_in_executor(tpe, obj.ping, i)
 
 
 # ---------------------------------------------------------------------------
@@ -602,7 +409,7 @@ def _measure_mode(
         return []
     raw = entry.raw()
     subjects = [(ours, cfg.n), (raw, cfg.n)]
-    if cfg.concurry and _ConcurryWorker is not None and entry.concurry_mode is not None:
+    if cfg.concurry and CONCURRY and entry.concurry_mode is not None:
         theirs = _worker_subject("concurry", _ConcurryBench, entry.concurry_mode, entry.method)
         subjects.append((theirs, max(10, int(cfg.concurry_n * entry.concurry_share))))
     log(f"{entry.mode}: start-up, burst, round trip: {', '.join(s.label for s, _ in subjects)}")

@@ -1,8 +1,9 @@
 """The command line and the README run end to end.
 
 ``python -m aioconc demo`` and ``python -m aioconc bench --quick`` run in a
-subprocess; every ``python`` block of the README runs too, and ``.ci/run`` runs
-the README's test command.
+subprocess; every ``python`` block of the README and of the docs runs too
+(but ``docs/ray.md``'s, which need a Ray cluster), and ``.ci/run`` runs the
+README's test command.
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def readme_python_blocks() -> list[str]:
-    """The README's ```python blocks, in order."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+def python_blocks() -> list[tuple[str, str]]:
+    """``(where, code)`` of every ```python block of the README and the docs, in order."""
+    docs = sorted(page for page in (ROOT / "docs").glob("*.md") if page.name != "ray.md")
+    pages = [ROOT / "README.md", *docs]
+    blocks = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        found = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+        blocks += [(f"{page.relative_to(ROOT)}#{i}", code) for i, code in enumerate(found)]
+    return blocks
 
 
-@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
-def test_readme_example_runs(index: int) -> None:
-    code = readme_python_blocks()[index]
+@pytest.mark.parametrize(("where", "code"), python_blocks(), ids=[w for w, _ in python_blocks()])
+def test_documented_example_runs(where: str, code: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-c", code],

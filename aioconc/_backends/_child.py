@@ -54,6 +54,7 @@ OK, ERROR, UNSERIALIZABLE, SKIPPED = 0, 1, 2, 3
 HEADER = struct.Struct("<IB")
 SERVER_MSG = struct.Struct("<BQi")  # kind, token or pid, pid or exit code
 _U32 = struct.Struct("<I")
+_ONE = struct.Struct("<IQI")  # the head of a batch of one item: most round trips
 RECV_SIZE = 1 << 18
 # Results are flushed when the input is drained, or sooner when this many are
 # buffered or the oldest waited this long (a long queue must not hold results).
@@ -112,21 +113,29 @@ class BatchWriter:
 
     def take(self, kind: int) -> bytes | None:
         """The batch frame of everything added so far (None if empty); starts anew."""
-        n = len(self._ids)
+        ids, ends = self._ids, self._ends
+        n = len(ids)
         if not n:
             return None
-        data = self._buf.getvalue()
-        head = struct.pack(f"<I{n}Q{n}I", n, *self._ids, *self._ends)
-        self._buf.seek(0)
-        self._buf.truncate()
-        self._ids.clear()
-        self._ends.clear()
-        return HEADER.pack(len(head) + len(data), kind) + head + data
+        buf = self._buf
+        data = buf.getvalue()
+        if n == 1:
+            head = _ONE.pack(1, ids[0], ends[0])
+        else:
+            head = struct.pack(f"<I{n}Q{n}I", n, *ids, *ends)
+        buf.seek(0)
+        buf.truncate()
+        ids.clear()
+        ends.clear()
+        return b"".join((HEADER.pack(len(head) + len(data), kind), head, data))
 
 
 def split_batch(body: bytes) -> list[tuple[int, memoryview]]:
     """The ``(id, pickled item)`` pairs of a batch frame's body."""
     (n,) = _U32.unpack_from(body, 0)
+    if n == 1:
+        _, ident, end = _ONE.unpack_from(body, 0)
+        return [(ident, memoryview(body)[16 : 16 + end])]
     ids = struct.unpack_from(f"<{n}Q", body, 4)
     ends = struct.unpack_from(f"<{n}I", body, 4 + 8 * n)
     view = memoryview(body)[4 + 12 * n :]

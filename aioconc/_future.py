@@ -78,11 +78,12 @@ _lock = threading.Lock()
 class _Cancellable(Protocol):
     """What a future's ``_inner`` is: the attempt or sent call it waits on.
 
-    It may also have ``wait_here(future, waiter, deadline)``: called by a thread
-    about to block in ``result()``, it may finish the future in that thread
-    (a process worker's caller reads the result from the socket itself, one
-    thread hop fewer) and returns when it can do no more; the thread then
-    waits on ``waiter`` as usual.
+    It may also have ``wait_here(future, deadline)``: called by a thread about
+    to block in ``result()``, it may finish the future in that thread (a
+    process worker's caller reads the result from the socket itself, one
+    thread hop fewer) and returns when it can do no more (``deadline`` on the
+    ``time.monotonic()`` clock passed, or someone else is finishing it); the
+    thread then waits as usual.
     """
 
     def done(self) -> bool: ...
@@ -108,25 +109,17 @@ class _OnLoop:
 
 
 class _Waiter:
-    """Wakes one thread blocked in ``result()``/``exception()``.
+    """Wakes one thread blocked in ``result()``/``exception()``."""
 
-    ``wake``, when set, is called too: it ends a wait that is not on ``lock``
-    (a thread reading a worker's socket itself, see ``_Cancellable``).
-    """
-
-    __slots__ = ("lock", "wake")
+    __slots__ = ("lock",)
     threadsafe = True
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()
-        self.wake: Callable[[], None] | None = None
 
     def __call__(self, _future: Any) -> None:
         self.lock.release()
-        wake = self.wake
-        if wake is not None:
-            wake()
 
 
 class _LoopBridge:
@@ -531,6 +524,15 @@ class Future(Generic[T]):
                 "blocking on this future from its worker's event loop would deadlock; "
                 "use 'await future' instead of future.result()"
             )
+        left = timeout
+        wait_here = getattr(self._inner, "wait_here", None)
+        if wait_here is not None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            wait_here(self, deadline)
+            if self.done():
+                return
+            if deadline is not None:
+                left = deadline - time.monotonic()
         waiter = _Waiter()
         with _lock:
             if self.done():
@@ -539,15 +541,6 @@ class Future(Generic[T]):
                 self._callbacks = [waiter]
             else:
                 self._callbacks.append(waiter)
-        left = timeout
-        wait_here = getattr(self._inner, "wait_here", None)
-        if wait_here is not None:
-            if timeout is None:
-                wait_here(self, waiter, None)
-            else:
-                deadline = time.monotonic() + timeout
-                wait_here(self, waiter, deadline)
-                left = deadline - time.monotonic()
         if waiter.lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
             return
         with _lock:

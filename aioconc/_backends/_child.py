@@ -175,19 +175,26 @@ class FrameReader:
     def feed(self, data: bytes | memoryview) -> list[tuple[int, bytes]]:
         """Add ``data``; return the frames it completes."""
         buf = self._buf
-        buf += data
+        # With nothing buffered (the usual case: whole frames arrive), frames
+        # are cut from ``data`` directly and only a partial tail is kept.
+        src: bytes | bytearray | memoryview = data
+        if buf:
+            buf += data
+            src = buf
         frames = []
         pos = 0
-        size = len(buf)
+        size = len(src)
         while size - pos >= 5:
-            length, kind = HEADER.unpack_from(buf, pos)
+            length, kind = HEADER.unpack_from(src, pos)
             end = pos + 5 + length
             if end > size:
                 break
-            frames.append((kind, bytes(buf[pos + 5 : end])))
+            frames.append((kind, bytes(src[pos + 5 : end])))
             pos = end
-        if pos:
+        if src is buf:
             del buf[:pos]
+        elif pos < size:
+            buf += src[pos:]
         return frames
 
 

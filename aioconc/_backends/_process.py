@@ -43,7 +43,7 @@ from typing import Any
 from .._call import Call
 from .._enums import ExecutionMode
 from .._exceptions import WorkerCrashedError, WorkerStoppedError
-from .._future import Future, _Waiter
+from .._future import Future
 from .._runtime import background_loop, inbox_for, running_loop
 from .._serialize import argument_error, dumps
 from . import OPTION_NAMES
@@ -81,9 +81,9 @@ class _SentCall:
     def cancel(self) -> bool:
         return self.worker._cancel_sent(self.ident)
 
-    def wait_here(self, fut: Future[Any], waiter: _Waiter, deadline: float | None) -> None:
+    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
         # A thread about to block in result() reads the result itself.
-        self.worker._receiver.wait_here(fut, waiter, deadline)
+        self.worker._receiver.wait_here(fut, deadline)
 
 
 class ProcessWorker:

@@ -54,7 +54,6 @@ from ._child import (
 )
 
 if TYPE_CHECKING:
-    from .._future import _Waiter
     from ._process import ProcessWorker
 
 __all__ = ["Receiver"]
@@ -87,6 +86,7 @@ class Receiver:
         # under this lock, so the loop never switches them off for a reader
         # that has already left.
         self._switch_lock = threading.Lock()
+        self._wake_hook = _WakeHook(self)
         if _DIRECT:
             self._ep = select.epoll()
             self._ep.register(self._fd, select.EPOLLIN)
@@ -162,22 +162,25 @@ class Receiver:
 
     # -- the waiting thread's side --------------------------------------------
 
-    def wait_here(self, fut: Future[Any], waiter: _Waiter, deadline: float | None) -> None:
+    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
         """Read in this thread until ``fut`` is done, ``deadline`` (monotonic)
         passes, the child's stream ends or the loop asks for the turn.
 
         Returns at once when another reader holds the turn (it delivers
-        ``fut``); the caller then waits on ``waiter`` as usual.
+        ``fut``); the caller then waits for it as usual.
         """
         if self._ep is None or self._eof or not self._turn.acquire(blocking=False):
             return
         self._reading = threading.get_ident()
-        waiter.wake = self._poke  # before the first done() check: no completion is missed
+        # Registered before the first done() check, so no completion by
+        # another thread (a cancel, a stop) is missed: it wakes this poll.
+        fut.add_done_callback(self._wake_hook)
         try:
             self._ep.modify(self._fd, 0)  # the loop sleeps while this thread reads
             self._read_until(fut, deadline)
         finally:
-            waiter.wake = None
+            if not fut.done():
+                fut.remove_done_callback(self._wake_hook)
             self._reading = 0
             with self._switch_lock:
                 self._ep.modify(self._fd, select.EPOLLIN)  # unread data wakes the loop now
@@ -215,8 +218,8 @@ class Receiver:
             self._worker._inbox.post(self._worker._finalize)
 
     def _poke(self, force: bool = False) -> None:
-        # A waiter's wake hook: end the reading thread's poll, unless it is that
-        # thread itself finishing the future (it looks at it after delivering).
+        # End the reading thread's poll, unless it is that thread itself
+        # finishing the future (it looks at it after delivering).
         if not force and threading.get_ident() == self._reading:
             return
         with self._wake_lock:
@@ -277,3 +280,17 @@ class Receiver:
         if item[0] == ERROR:
             return with_remote_traceback(item[1], item[2])
         return remote_error(item[1], item[2])
+
+
+class _WakeHook:
+    """The done-callback of a call a thread waits for while reading: another
+    thread finishing it (a cancel, a stop) wakes the reader's poll."""
+
+    __slots__ = ("receiver",)
+    threadsafe = True  # runs where the call is finished, even under a running loop
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    def __call__(self, _fut: Future[Any]) -> None:
+        self.receiver._poke()

@@ -76,7 +76,7 @@ class Receiver:
         self._frames = FrameReader()
         self._turn = threading.Lock()  # held to read and deliver; held for good once closed
         self._reading = 0  # ident of the thread holding the turn (0: none, or the loop)
-        self._handback = False  # the loop asked for the turn while a thread held it
+        self._handback = False  # the loop wants the socket back for good (to close it)
         self._eof = False
         self._closed = False
         self._ep: Any = None
@@ -129,11 +129,12 @@ class Receiver:
         """
         if self._closed:
             return True
-        self._handback = True  # before trying: a holder leaving after this sees it
+        # Set before trying, and never cleared: a holder leaving after this
+        # sees it and posts _finalize, and no thread starts reading any more.
+        self._handback = True
         if not self._turn.acquire(blocking=False):
             self._poke(force=True)
             return False
-        self._handback = False
         self._closed = True
         if not self._sock._closed:  # type: ignore[attr-defined]
             # Results the child sent before it ended are still in the socket.
@@ -169,7 +170,9 @@ class Receiver:
         Returns at once when another reader holds the turn (it delivers
         ``fut``); the caller then waits for it as usual.
         """
-        if self._ep is None or self._eof or not self._turn.acquire(blocking=False):
+        if self._ep is None or self._eof or self._handback:
+            return
+        if not self._turn.acquire(blocking=False):
             return
         self._reading = threading.get_ident()
         # Registered before the first done() check, so no completion by
@@ -214,7 +217,6 @@ class Receiver:
 
     def _after_release(self) -> None:
         if self._handback:  # looked at after releasing: see close()
-            self._handback = False
             self._worker._inbox.post(self._worker._finalize)
 
     def _poke(self, force: bool = False) -> None:

@@ -245,7 +245,7 @@ def test_many_threads_waiting_on_one_worker_all_get_their_results(handle: Worker
 
         return run
 
-    threads = [threading.Thread(target=caller(n)) for n in range(4)]
+    threads = [threading.Thread(target=caller(n), daemon=True) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:

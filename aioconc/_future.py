@@ -76,6 +76,16 @@ _lock = threading.Lock()
 
 
 class _Cancellable(Protocol):
+    """What a future's ``_inner`` is: the attempt or sent call it waits on.
+
+    It may also have ``wait_here(future, deadline)``: called by a thread about
+    to block in ``result()``, it may finish the future in that thread (a
+    process worker's caller reads the result from the socket itself, one
+    thread hop fewer) and returns when it can do no more (``deadline`` on the
+    ``time.monotonic()`` clock passed, or someone else is finishing it); the
+    thread then waits as usual.
+    """
+
     def done(self) -> bool: ...
 
     def cancel(self) -> bool: ...
@@ -514,6 +524,15 @@ class Future(Generic[T]):
                 "blocking on this future from its worker's event loop would deadlock; "
                 "use 'await future' instead of future.result()"
             )
+        left = timeout
+        wait_here = getattr(self._inner, "wait_here", None)
+        if wait_here is not None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            wait_here(self, deadline)
+            if self.done():
+                return
+            if deadline is not None:
+                left = deadline - time.monotonic()
         waiter = _Waiter()
         with _lock:
             if self.done():
@@ -522,7 +541,7 @@ class Future(Generic[T]):
                 self._callbacks = [waiter]
             else:
                 self._callbacks.append(waiter)
-        if waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+        if waiter.lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
             return
         with _lock:
             if self._callbacks is not None and waiter in self._callbacks:

@@ -4,8 +4,9 @@
 
     caller threads ──dispatch()──► outbox ──flush──► [CALLS batch] ═══socket═══► child
                    (a burst is one frame; pickled per item)                    runs calls in
-    background loop ◄── add_reader ◄── [RESULTS batch] ◄═════════════════════ order, batches
-      finishes futures                                                           results
+    Receiver ◄── [RESULTS batch] ◄═══════════════════════════════════════════ order, batches
+      the thread blocked in result(), or else the background loop,               results
+      finishes futures
     background loop ◄── process exit (pidfd / fork server report) ──► every pending call
                                                                       fails: WorkerCrashedError
 
@@ -20,8 +21,10 @@ a fresh interpreter), never from the parent's ``__main__``: scripts need no
   too: forking the caller itself would copy aioconc's loop thread mid-flight.
 * ``"spawn"``: a fresh interpreter per worker (slower to start, shares nothing).
 
-Results are read on aioconc's background loop (a worker outlives the loop that
-created it); a call made in a plain thread is written from that thread at once.
+A call made in a plain thread is written from that thread at once, and a
+thread that then blocks in ``result()`` reads the socket itself (``_receive.py``);
+otherwise results are read on aioconc's background loop (a worker outlives the
+loop that created it), which also watches for the child's exit.
 """
 
 from __future__ import annotations
@@ -42,38 +45,14 @@ from .._enums import ExecutionMode
 from .._exceptions import WorkerCrashedError, WorkerStoppedError
 from .._future import Future
 from .._runtime import background_loop, inbox_for, running_loop
-from .._serialize import (
-    argument_error,
-    dumps,
-    remote_error,
-    unloadable_error,
-    with_remote_traceback,
-)
+from .._serialize import argument_error, dumps
 from ..limits._export import exporting
 from . import OPTION_NAMES
 from ._base import Capabilities, WorkerSpec
 from ._launch import authkey, exit_description, launcher_for
 from ._process_limits import LimitServer
-from ._wire import (
-    _U32,
-    ABORT,
-    CALLS,
-    CANCEL,
-    CLOSE,
-    ERROR,
-    INIT,
-    INIT_ERROR,
-    LIMIT_REPLY,
-    LIMIT_REQUEST,
-    OK,
-    READY,
-    RESULTS,
-    UNSERIALIZABLE,
-    BatchWriter,
-    FrameReader,
-    frame,
-    split_batch,
-)
+from ._receive import Receiver
+from ._wire import _U32, ABORT, CALLS, CANCEL, CLOSE, INIT, LIMIT_REPLY, BatchWriter, frame
 
 __all__ = ["ProcessWorker", "backend"]
 
@@ -104,6 +83,10 @@ class _SentCall:
     def cancel(self) -> bool:
         return self.worker._cancel_sent(self.ident)
 
+    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+        # A thread about to block in result() reads the result itself.
+        self.worker._receiver.wait_here(fut, deadline)
+
 
 class ProcessWorker:
     """A worker whose instance lives in a child process of its own."""
@@ -131,7 +114,6 @@ class ProcessWorker:
         self._posted = False
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
-        self._reader = FrameReader()
         self._dead: BaseException | None = None
         self._closing = False
         self._killed = False
@@ -156,13 +138,14 @@ class ProcessWorker:
         body = pickle.dumps((list(sys.path), os.getcwd(), authkey(), blob))
         self._sock, child = socket.socketpair()
         self._sock.setblocking(False)
+        self._receiver = Receiver(self, self._sock)
         try:
             with self._lock:
                 self._send_locked(frame(INIT, body))
             self._launcher = launcher_for(str(spec.extra.get("mp_context", "forkserver")))
             self._launcher.launch(child, self)
         except BaseException:
-            self._sock.close()
+            self._receiver.close()
             raise
         finally:
             child.close()
@@ -309,6 +292,16 @@ class ProcessWorker:
             self._wbuf += memoryview(data)[sent:]
             self._inbox.post(self._start_writing)
 
+    def _serve_limits(self, body: bytes) -> None:
+        """On the loop: one request of the child to the shared limits it was given."""
+        try:
+            self._limit_server.handle(body)
+        except Exception:
+            # As for any garbled message: end the worker rather than leave its
+            # request unanswered (its calls fail as crashed).
+            log.exception("worker %s sent a limit request that could not be read", self._name)
+            self._launcher.signal(self, kill=True)
+
     def _send_limit_reply(self, body: bytes) -> None:
         with self._lock:
             if not self._final:
@@ -348,7 +341,7 @@ class ProcessWorker:
         if self._final:
             return
         loop = self._loop
-        loop.add_reader(self._sock.fileno(), self._on_readable)
+        loop.add_reader(self._receiver.fileno(), self._receiver.on_readable)
         self._launcher.watch(self, loop)
         if self._start_timeout and not self.ready.done():
             self._timers.append(loop.call_later(self._start_timeout, self._start_timed_out))
@@ -370,73 +363,18 @@ class ProcessWorker:
         if done:
             self._loop.remove_writer(self._sock.fileno())
 
-    def _on_readable(self) -> None:
-        try:
-            frames = self._reader.recv(self._sock)
-        except (BlockingIOError, InterruptedError):
-            return
-        if frames is None:
-            self._on_eof()
-            return
-        try:
-            self._handle(frames)
-        except Exception:
-            # A garbled stream can't be trusted any further: end the worker
-            # (its calls fail as crashed) rather than leave futures pending.
-            log.exception("worker %s sent a message that could not be read", self._name)
-            self._launcher.signal(self, kill=True)
-
-    def _handle(self, frames: list[tuple[int, bytes]]) -> None:
-        for kind, body in frames:
-            if kind == RESULTS:
-                self._deliver(body)
-            elif kind == LIMIT_REQUEST:
-                self._limit_server.handle(body)
-            elif kind == READY:
-                self.pid = int.from_bytes(body, "little") or self.pid
-                self.ready._set_result(None)
-            elif kind == INIT_ERROR:
-                for _, blob in split_batch(body):
-                    self.ready._set_exception(self._outcome_error(blob))
-
-    def _deliver(self, body: bytes) -> None:
-        pending = self._pending
-        for ident, blob in split_batch(body):
-            fut = pending.pop(ident, None)
-            if fut is None:
-                continue  # skipped after a cancel, or already ended by force_close()
-            try:
-                item = pickle.loads(blob)
-            except Exception as exc:
-                fut._set_exception(unloadable_error(self._name, exc))
-                continue
-            tag = item[0]
-            if tag == OK:
-                fut._set_result(item[1])
-            elif tag == ERROR:
-                fut._set_exception(with_remote_traceback(item[1], item[2]))
-            elif tag == UNSERIALIZABLE:
-                fut._set_exception(remote_error(item[1], item[2]))
-            else:
-                fut._set_cancelled()
+    def _after_delivery(self) -> None:
+        """Results came in: send held calls the child now has room for, and
+        mark the oldest pending call as the running one."""
         if self._held:
             with self._lock:
                 self._release_held_locked()
-        if pending:
+        if self._pending:
             with self._lock:
                 self._start_head()
 
-    def _outcome_error(self, blob: memoryview) -> BaseException:
-        try:
-            item = pickle.loads(blob)
-        except Exception as exc:
-            return unloadable_error(self._name, exc)
-        if item[0] == ERROR:
-            return with_remote_traceback(item[1], item[2])
-        return remote_error(item[1], item[2])
-
     def _on_eof(self) -> None:
-        self._loop.remove_reader(self._sock.fileno())
+        self._loop.remove_reader(self._receiver.fileno())
         if self._exitcode is not None or self._exited.is_set():
             self._finalize()
         else:
@@ -453,31 +391,21 @@ class ProcessWorker:
         """Called on the loop by the launcher when the child has exited (and is reaped)."""
         self._exitcode = code
         self._exited.set()
-        if self._final:
-            return
-        # Results the child sent before exiting are still in the socket: read them.
-        while not self._sock._closed:  # type: ignore[attr-defined]
-            try:
-                frames = self._reader.recv(self._sock)
-            except (BlockingIOError, InterruptedError):
-                break
-            if frames is None:
-                break
-            for kind, body in frames:
-                if kind == RESULTS:
-                    self._deliver(body)
         self._finalize()
 
     def _finalize(self) -> None:
         if self._final:
             return
+        if not self._sock._closed:  # type: ignore[attr-defined]
+            self._loop.remove_reader(self._receiver.fileno())
+            self._loop.remove_writer(self._sock.fileno())
+        # Reads what the child sent before it ended, then closes the socket;
+        # when a caller thread is reading, it hands back and this runs again.
+        if not self._receiver.close():
+            return
         self._final = True
         for timer in self._timers:
             timer.cancel()
-        if not self._sock._closed:  # type: ignore[attr-defined]
-            self._loop.remove_reader(self._sock.fileno())
-            self._loop.remove_writer(self._sock.fileno())
-            self._sock.close()
         self._launcher.release(self)
         self._limit_server.close()
         with self._lock:

@@ -80,6 +80,8 @@ class LimitServer:
 
     def handle(self, body: bytes) -> None:
         """Serve one request of the child (malformed input raises: the caller kills it)."""
+        if self._closed:
+            return  # read before the worker ended, served after: nobody to answer
         ident, payload = pickle.loads(body)
         op = payload[0]
         if op == "abandon":

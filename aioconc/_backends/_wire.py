@@ -35,6 +35,7 @@ OK, ERROR, UNSERIALIZABLE, SKIPPED = 0, 1, 2, 3
 HEADER = struct.Struct("<IB")
 SERVER_MSG = struct.Struct("<BQi")  # kind, token or pid, pid or exit code
 _U32 = struct.Struct("<I")
+_ONE = struct.Struct("<IQI")  # the head of a batch of one item: most round trips
 RECV_SIZE = 1 << 18
 
 
@@ -82,21 +83,29 @@ class BatchWriter:
 
     def take(self, kind: int) -> bytes | None:
         """The batch frame of everything added so far (None if empty); starts anew."""
-        n = len(self._ids)
+        ids, ends = self._ids, self._ends
+        n = len(ids)
         if not n:
             return None
-        data = self._buf.getvalue()
-        head = struct.pack(f"<I{n}Q{n}I", n, *self._ids, *self._ends)
-        self._buf.seek(0)
-        self._buf.truncate()
-        self._ids.clear()
-        self._ends.clear()
-        return HEADER.pack(len(head) + len(data), kind) + head + data
+        buf = self._buf
+        data = buf.getvalue()
+        if n == 1:
+            head = _ONE.pack(1, ids[0], ends[0])
+        else:
+            head = struct.pack(f"<I{n}Q{n}I", n, *ids, *ends)
+        buf.seek(0)
+        buf.truncate()
+        ids.clear()
+        ends.clear()
+        return b"".join((HEADER.pack(len(head) + len(data), kind), head, data))
 
 
 def split_batch(body: bytes) -> list[tuple[int, memoryview]]:
     """The ``(id, pickled item)`` pairs of a batch frame's body."""
     (n,) = _U32.unpack_from(body, 0)
+    if n == 1:
+        _, ident, end = _ONE.unpack_from(body, 0)
+        return [(ident, memoryview(body)[16 : 16 + end])]
     ids = struct.unpack_from(f"<{n}Q", body, 4)
     ends = struct.unpack_from(f"<{n}I", body, 4 + 8 * n)
     view = memoryview(body)[4 + 12 * n :]
@@ -136,17 +145,24 @@ class FrameReader:
     def feed(self, data: bytes | memoryview) -> list[tuple[int, bytes]]:
         """Add ``data``; return the frames it completes."""
         buf = self._buf
-        buf += data
+        # With nothing buffered (the usual case: whole frames arrive), frames
+        # are cut from ``data`` directly and only a partial tail is kept.
+        src: bytes | bytearray | memoryview = data
+        if buf:
+            buf += data
+            src = buf
         frames = []
         pos = 0
-        size = len(buf)
+        size = len(src)
         while size - pos >= 5:
-            length, kind = HEADER.unpack_from(buf, pos)
+            length, kind = HEADER.unpack_from(src, pos)
             end = pos + 5 + length
             if end > size:
                 break
-            frames.append((kind, bytes(buf[pos + 5 : end])))
+            frames.append((kind, bytes(src[pos + 5 : end])))
             pos = end
-        if pos:
+        if src is buf:
             del buf[:pos]
+        elif pos < size:
+            buf += src[pos:]
         return frames

@@ -7,9 +7,7 @@
          └─ ref.future() ◄──────────────────────────────────  getattr(instance, method)(...)
               done-callback on Ray's own thread finishes our Future (no polling, no thread per call)
 
-The actor hosts the user's instance rather than being ``ray.remote(cls)`` itself, so
-a class whose ``Cls(...)`` auto-inits a handle, a ``SystemExit`` raised by a method,
-and an exception raised by ``__init__`` all behave as in the other modes.  A class
+The actor side (the hosting actor classes) is in ``_ray_actor``.  A class
 with an ``async def`` method gets an async actor (its methods run on the actor's
 event loop, concurrently; a plain method there blocks that loop while it runs);
 any other class gets a plain actor that runs calls one at a time, in order.
@@ -29,7 +27,6 @@ import asyncio
 import contextlib
 import functools
 import importlib.util
-import inspect
 import itertools
 import logging
 import threading
@@ -41,7 +38,15 @@ from .._exceptions import SerializationError, WorkerCrashedError
 from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
 from .._unwrap import defer, needs_unwrap
-from ._base import Capabilities, WorkerSpec, construct
+from ._base import Capabilities, WorkerSpec
+from ._ray_actor import (
+    _AsyncHost,
+    _SyncHost,
+    actor_class,
+    has_async_methods,
+    raised_cause,
+    run_function,
+)
 
 __all__ = [
     "RayBackend",
@@ -158,149 +163,6 @@ def object_ref_of(future: Future[Any]) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# The actor side: hosts the user's instance
-# ---------------------------------------------------------------------------
-
-
-class _Raised(Exception):
-    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of the actor.
-
-    Raised as itself, Ray would take it as the actor exiting; wrapped, it fails
-    only that call and the driver unwraps it.
-    """
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(repr(exc))
-        self.exc = exc
-
-
-class _SyncHost:
-    """The actor of a class without ``async def`` methods: one call at a time, in order."""
-
-    def __init__(
-        self,
-        cls: type[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        limits: Any = None,
-    ) -> None:
-        self._error: BaseException | None = None
-        self._instance: Any = None
-        try:
-            self._instance = construct(cls, args, kwargs, limits)
-        except BaseException as exc:  # reported by ready(), so the driver sees its type
-            self._error = exc
-
-    def ready(self) -> None:
-        if self._error is not None:
-            _raise(self._error)
-
-    def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if self._error is not None:
-            _raise(self._error)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_awaited(result))
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise _Raised(exc) from None
-        return result
-
-    def close(self) -> None:
-        hook = getattr(self._instance, "stop", None)
-        if self._error is None and callable(hook):
-            result = hook()
-            if inspect.isawaitable(result):
-                asyncio.run(_awaited(result))
-
-
-class _AsyncHost(_SyncHost):
-    """The actor of a class with ``async def`` methods: they run concurrently on its loop.
-
-    Ray may hand an async actor its calls out of order; each call carries its
-    submission number and starts only after its predecessor started, so plain
-    methods run, and ``async def`` methods begin, in submission order.  A call
-    whose predecessor never comes (lost in a restart) waits at most
-    ``_ORDER_WAIT`` seconds.
-    """
-
-    _ORDER_WAIT = 10.0
-
-    async def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if self._error is not None:
-            _raise(self._error)
-        await self._turn(seq)
-        try:
-            try:
-                result = getattr(self._instance, method)(*args, **kwargs)
-            finally:
-                self.skip(seq)  # the next call may start once this one has begun
-            if inspect.isawaitable(result):
-                result = await result
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise _Raised(exc) from None
-        return result
-
-    async def _turn(self, seq: int) -> None:
-        waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
-        # Numbers start at 0 per worker: the first call to arrive waits for 0.
-        expected = self.__dict__.setdefault("_next", 0)
-        if seq <= expected:
-            return
-        event = waiters[seq] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), self._ORDER_WAIT)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            waiters.pop(seq, None)
-
-    def skip(self, seq: int) -> None:
-        """Mark call ``seq`` as begun (or as never coming): its successor may start."""
-        if seq >= self.__dict__.get("_next", 0):
-            self._next = seq + 1
-            event = self.__dict__.get("_waiters", {}).get(seq + 1)
-            if event is not None:
-                event.set()
-
-    async def close(self) -> None:  # type: ignore[override]
-        hook = getattr(self._instance, "stop", None)
-        if self._error is None and callable(hook):
-            result = hook()
-            if inspect.isawaitable(result):
-                await result
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _raise(exc: BaseException) -> None:
-    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-        raise _Raised(exc)
-    raise exc
-
-
-def _has_async_methods(cls: type[Any]) -> bool:
-    return any(
-        inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value)
-        for name, value in inspect.getmembers(cls)
-        if not name.startswith("__")
-    )
-
-
-_actor_classes: dict[type[Any], Any] = {}
-
-
-def _actor_class(ray: Any, host: type[Any]) -> Any:
-    # One ActorClass per host class: Ray exports its definition once.
-    actor_cls = _actor_classes.get(host)
-    if actor_cls is None:
-        actor_cls = _actor_classes[host] = ray.remote(host)
-    return actor_cls
-
-
-# ---------------------------------------------------------------------------
 # Errors: Ray's exceptions mapped to the user's own and to aioconc's
 # ---------------------------------------------------------------------------
 
@@ -316,8 +178,7 @@ def map_error(exc: BaseException, worker: str) -> BaseException:
 
     if isinstance(exc, rex.RayTaskError):
         cause = exc.cause
-        if isinstance(cause, _Raised):
-            cause = cause.exc
+        cause = raised_cause(cause)
         if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
             return map_error(cause, worker)
         if isinstance(cause, BaseException):
@@ -483,9 +344,9 @@ class RayWorker(_RefCalls):
             )
         ray = ensure_ray()
         super().__init__(spec.name, spec.options.unwrap_futures)
-        host = _AsyncHost if _has_async_methods(spec.cls) else _SyncHost
+        host = _AsyncHost if has_async_methods(spec.cls) else _SyncHost
         options = _ray_options(dict(spec.extra), for_task=False)
-        actor_cls = _actor_class(ray, host)
+        actor_cls = actor_class(ray, host)
         if options:
             actor_cls = actor_cls.options(**options)
         try:
@@ -610,7 +471,7 @@ class RayTaskRunner(_RefCalls):
         except TypeError:  # not weak-referenceable (e.g. a builtin)
             remote = None
         if remote is None:
-            remote = self._ray.remote(_run_function)
+            remote = self._ray.remote(run_function)
             if self._options:
                 remote = remote.options(**self._options)
             with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
@@ -622,16 +483,6 @@ class RayTaskRunner(_RefCalls):
             with contextlib.suppress(Exception):  # already finished
                 ray_cancel(ref)
         super()._cancel_pending()
-
-
-def _run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    try:
-        result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_awaited(result))
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise _Raised(exc) from None
-    return result
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,183 @@
+"""Ray mode, the actor side: the actor that hosts the user's instance.
+
+The actor hosts the instance rather than being ``ray.remote(cls)`` itself, so a
+class whose ``Cls(...)`` auto-inits a handle, a ``SystemExit`` raised by a
+method, and an exception raised by ``__init__`` all behave as in the other modes.
+
+This module is imported in the actor processes too; it needs nothing of Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from ._base import construct
+
+__all__ = [
+    "actor_class",
+    "has_async_methods",
+    "raised_cause",
+    "run_function",
+]
+
+
+class _Raised(Exception):
+    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of the actor.
+
+    Raised as itself, Ray would take it as the actor exiting; wrapped, it fails
+    only that call and the driver unwraps it.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
+
+class _SyncHost:
+    """The actor of a class without ``async def`` methods: one call at a time, in order."""
+
+    def __init__(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limits: Any = None,
+    ) -> None:
+        self._error: BaseException | None = None
+        self._instance: Any = None
+        try:
+            self._instance = construct(cls, args, kwargs, limits)
+        except BaseException as exc:  # reported by ready(), so the driver sees its type
+            self._error = exc
+
+    def ready(self) -> None:
+        if self._error is not None:
+            _raise(self._error)
+
+    def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._error is not None:
+            _raise(self._error)
+        try:
+            result = getattr(self._instance, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Raised(exc) from None
+        return result
+
+    def close(self) -> None:
+        hook = getattr(self._instance, "stop", None)
+        if self._error is None and callable(hook):
+            result = hook()
+            if inspect.isawaitable(result):
+                asyncio.run(_awaited(result))
+
+
+class _AsyncHost(_SyncHost):
+    """The actor of a class with ``async def`` methods: they run concurrently on its loop.
+
+    Ray may hand an async actor its calls out of order; each call carries its
+    submission number and starts only after its predecessor started, so plain
+    methods run, and ``async def`` methods begin, in submission order.  A call
+    whose predecessor never comes (lost in a restart) waits at most
+    ``_ORDER_WAIT`` seconds.
+    """
+
+    _ORDER_WAIT = 10.0
+
+    async def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._error is not None:
+            _raise(self._error)
+        await self._turn(seq)
+        try:
+            try:
+                result = getattr(self._instance, method)(*args, **kwargs)
+            finally:
+                self.skip(seq)  # the next call may start once this one has begun
+            if inspect.isawaitable(result):
+                result = await result
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Raised(exc) from None
+        return result
+
+    async def _turn(self, seq: int) -> None:
+        waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
+        # Numbers start at 0 per worker: the first call to arrive waits for 0.
+        expected = self.__dict__.setdefault("_next", 0)
+        if seq <= expected:
+            return
+        event = waiters[seq] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), self._ORDER_WAIT)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters.pop(seq, None)
+
+    def skip(self, seq: int) -> None:
+        """Mark call ``seq`` as begun (or as never coming): its successor may start."""
+        if seq >= self.__dict__.get("_next", 0):
+            self._next = seq + 1
+            event = self.__dict__.get("_waiters", {}).get(seq + 1)
+            if event is not None:
+                event.set()
+
+    async def close(self) -> None:  # type: ignore[override]
+        hook = getattr(self._instance, "stop", None)
+        if self._error is None and callable(hook):
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def raised_cause(cause: Any) -> Any:
+    """The ``SystemExit``/``KeyboardInterrupt`` a :class:`_Raised` carries, else ``cause``."""
+    return cause.exc if isinstance(cause, _Raised) else cause
+
+
+def _raise(exc: BaseException) -> None:
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        raise _Raised(exc)
+    raise exc
+
+
+def has_async_methods(cls: type[Any]) -> bool:
+    """True when ``cls`` has an ``async def`` method: it is hosted by an async actor."""
+    return any(
+        inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value)
+        for name, value in inspect.getmembers(cls)
+        if not name.startswith("__")
+    )
+
+
+_actor_classes: dict[type[Any], Any] = {}
+
+
+def actor_class(ray: Any, host: type[Any]) -> Any:
+    """The Ray ``ActorClass`` of ``host`` (one per host class: Ray exports it once)."""
+    actor_cls = _actor_classes.get(host)
+    if actor_cls is None:
+        actor_cls = _actor_classes[host] = ray.remote(host)
+    return actor_cls
+
+
+# ---------------------------------------------------------------------------
+# Functions as Ray tasks (TaskWorker)
+# ---------------------------------------------------------------------------
+
+
+def run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a Ray task (``async def`` functions to completion)."""
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Raised(exc) from None
+    return result

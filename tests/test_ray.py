@@ -95,6 +95,50 @@ class Remote:
         return self.arrived
 
 
+@worker
+class Plain:
+    """Only plain methods: hosted by a plain actor, whose calls carry no sequence number.
+
+    Some methods are named like the hosting actor's own (call, skip, close).
+    """
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def record(self, item: Any) -> list[Any]:
+        self.log.append(item)
+        return list(self.log)
+
+    def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+    def call(self, x: Any) -> Any:
+        return ("call", x)
+
+    def skip(self) -> str:
+        return "skip"
+
+    def close(self) -> str:
+        return "close"
+
+
+@worker
+class AsyncNamed:
+    """The same names on an async actor."""
+
+    async def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+    async def call(self, x: Any) -> Any:
+        return ("call", x)
+
+    def skip(self) -> str:
+        return "skip"
+
+    async def close(self) -> str:
+        return "close"
+
+
 class Model(pydantic.BaseModel):
     x: int = 0
 
@@ -191,6 +235,41 @@ def test_sync_and_async_methods_and_state() -> None:
         assert handle.inc().result(60) == 12
         assert handle.ainc().result(60) == 14
         assert handle.echo(1, k=[2]).result(60) == ((1,), {"k": [2]})
+
+
+def test_a_plain_actor_runs_a_burst_in_submission_order() -> None:
+    # A plain actor relies on Ray running one submitter's calls in order.
+    with Plain.options(mode="ray", max_queued_tasks=None).init() as handle:  # type: ignore[attr-defined]
+        futures = [handle.record(i) for i in range(300)]
+        assert [len(f.result(60)) for f in futures] == list(range(1, 301))
+        assert futures[-1].result() == list(range(300))
+
+
+@pytest.mark.parametrize("cls", [Plain, AsyncNamed])
+def test_any_method_name_and_any_keyword_reach_the_instance(cls: Any) -> None:
+    # Names the hosting actor uses itself, and keywords its entry points take
+    # positionally (seq, method), still reach the user's method.
+    with cls.options(mode="ray").init() as handle:
+        assert handle.call(1).result(60) == ("call", 1)
+        assert handle.skip().result(60) == "skip"
+        assert handle.close().result(60) == "close"
+        assert handle.echo(0, seq=2, method=3).result(60) == ((0,), {"seq": 2, "method": 3})
+
+
+def test_a_method_added_after_the_first_worker_is_still_called() -> None:
+    # Entry points are made once per class; a later method goes through the
+    # actor's generic entry.
+    @worker
+    class Grows:
+        def first(self) -> int:
+            return 1
+
+    with Grows.options(mode="ray").init() as first:  # type: ignore[attr-defined]
+        assert first.first().result(60) == 1
+    Grows.second = lambda self: 2  # type: ignore[attr-defined]
+    with Grows.options(mode="ray").init() as second:  # type: ignore[attr-defined]
+        assert second.second().result(60) == 2
+        assert second.first().result(60) == 1
 
 
 def test_async_methods_of_one_actor_run_concurrently(remote: Any) -> None:

@@ -1,16 +1,15 @@
-"""Ray mode: each worker is one Ray actor; each call is an ``ObjectRef`` awaited by an event.
+"""Ray mode, the driver side: each worker is one Ray actor; each call an ``ObjectRef``.
 
 ::
 
-    dispatch(call) ── host.call.remote(method, *args) ──► Ray actor (_SyncHost/_AsyncHost)
-         │                 ObjectRef                          instance = cls(*a, **kw)
-         └─ ref.future() ◄──────────────────────────────────  getattr(instance, method)(...)
+    dispatch(call) ── actor.m_<method>.remote(*args) ──► Ray actor (see _ray_actor)
+         │                 ObjectRef                        instance = cls(*a, **kw)
+         └─ ref.future() ◄───────────────────────────────  instance.<method>(*args)
               done-callback on Ray's own thread finishes our Future (no polling, no thread per call)
 
-The actor side (the hosting actor classes) is in ``_ray_actor``.  A class
-with an ``async def`` method gets an async actor (its methods run on the actor's
-event loop, concurrently; a plain method there blocks that loop while it runs);
-any other class gets a plain actor that runs calls one at a time, in order.
+A class with an ``async def`` method gets an async actor (its methods run on the
+actor's event loop, concurrently; a plain method there blocks that loop while it
+runs); any other class gets a plain actor that runs calls one at a time, in order.
 
 ``import ray`` happens only here, when the first Ray worker is made.  Without a
 connection, a local Ray is started quietly (no dashboard, sized to the machine);
@@ -39,14 +38,7 @@ from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
 from .._unwrap import defer, needs_unwrap
 from ._base import Capabilities, WorkerSpec
-from ._ray_actor import (
-    _AsyncHost,
-    _SyncHost,
-    actor_class,
-    has_async_methods,
-    raised_cause,
-    run_function,
-)
+from ._ray_actor import ENTRY_PREFIX, hosted, raised_cause, run_function
 
 __all__ = [
     "RayBackend",
@@ -344,9 +336,9 @@ class RayWorker(_RefCalls):
             )
         ray = ensure_ray()
         super().__init__(spec.name, spec.options.unwrap_futures)
-        host = _AsyncHost if has_async_methods(spec.cls) else _SyncHost
+        host = hosted(ray, spec.cls)
         options = _ray_options(dict(spec.extra), for_task=False)
-        actor_cls = actor_class(ray, host)
+        actor_cls = host.actor_class
         if options:
             actor_cls = actor_cls.options(**options)
         try:
@@ -355,20 +347,32 @@ class RayWorker(_RefCalls):
             raise _serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"
             ) from exc
-        self._call = self._actor.call.remote
+        self._entries = host.entries
+        self._remotes: dict[str, Any] = {}  # method name -> its entry point's .remote
         self._seq = itertools.count()
-        self._ordered = host is _AsyncHost
+        self._ordered = host.ordered
         self._killed = False
         self._actor.ready.remote().future().add_done_callback(_on_ray_thread(self._on_ready))
 
     def _remote(self, call: Call) -> Any:
+        remote = self._remotes.get(call.method)
+        if remote is None:
+            remote = self._remotes[call.method] = self._entry(call.method)
+        if not self._ordered:  # a plain actor: Ray keeps our submission order
+            return remote(*call.args, **call.kwargs)
         seq = next(self._seq)
         try:
-            return self._call(seq, call.method, *call.args, **call.kwargs)
-        except BaseException:
-            if self._ordered:  # the call never reaches the actor: do not make the next wait
-                self._actor.skip.remote(seq)
+            return remote(seq, *call.args, **call.kwargs)
+        except BaseException:  # the call never reaches the actor: do not make the next wait
+            self._actor.skip.remote(seq)
             raise
+
+    def _entry(self, method: str) -> Any:
+        # The method's own entry point; any other name goes through the generic
+        # call(method, ...), which fails on the actor as the lookup would.
+        if method in self._entries:
+            return getattr(self._actor, ENTRY_PREFIX + method).remote
+        return functools.partial(self._actor.call.remote, method)
 
     def _on_ready(self, done: Any) -> None:
         exc = done.exception()

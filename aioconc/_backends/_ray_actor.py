@@ -4,6 +4,20 @@ The actor hosts the instance rather than being ``ray.remote(cls)`` itself, so a
 class whose ``Cls(...)`` auto-inits a handle, a ``SystemExit`` raised by a
 method, and an exception raised by ``__init__`` all behave as in the other modes.
 
+Each user class gets its own actor class (:func:`hosted`): a subclass of
+:class:`_SyncHost` or :class:`_AsyncHost` with one entry point per public
+method, ``m_<name>``.  A call then travels as ``actor.m_echo.remote(x)`` with
+exactly the user's arguments, which costs Ray (driver and actor) as little as a
+call on a raw ``ray.remote`` actor does; the generic ``call(method, ...)`` is
+there for any other name.
+
+* ``_SyncHost`` (no ``async def`` methods): a plain actor.  Ray runs the calls of
+  one submitter one at a time in submission order, so calls carry no sequence
+  number.
+* ``_AsyncHost``: an async actor, whose calls Ray may start out of order; each
+  call carries its submission number and starts only after its predecessor
+  started.
+
 This module is imported in the actor processes too; it needs nothing of Ray.
 """
 
@@ -11,16 +25,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ._base import construct
 
 __all__ = [
-    "actor_class",
+    "ENTRY_PREFIX",
+    "Hosted",
+    "entry_names",
     "has_async_methods",
+    "host_class",
+    "hosted",
     "raised_cause",
     "run_function",
 ]
+
+# Entry points are named ENTRY_PREFIX + the method's name: never one of the
+# host's own methods (call, ready, close, skip) nor one of Ray's (_ray_*, __ray_*__).
+ENTRY_PREFIX = "m_"
 
 
 class _Raised(Exception):
@@ -56,7 +80,7 @@ class _SyncHost:
         if self._error is not None:
             _raise(self._error)
 
-    def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         if self._error is not None:
             _raise(self._error)
         try:
@@ -87,7 +111,7 @@ class _AsyncHost(_SyncHost):
 
     _ORDER_WAIT = 10.0
 
-    async def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, method: str, seq: int, /, *args: Any, **kwargs: Any) -> Any:
         if self._error is not None:
             _raise(self._error)
         await self._turn(seq)
@@ -156,15 +180,71 @@ def has_async_methods(cls: type[Any]) -> bool:
     )
 
 
-_actor_classes: dict[type[Any], Any] = {}
+# ---------------------------------------------------------------------------
+# One actor class per user class, with an entry point per method
+# ---------------------------------------------------------------------------
 
 
-def actor_class(ray: Any, host: type[Any]) -> Any:
-    """The Ray ``ActorClass`` of ``host`` (one per host class: Ray exports it once)."""
-    actor_cls = _actor_classes.get(host)
-    if actor_cls is None:
-        actor_cls = _actor_classes[host] = ray.remote(host)
-    return actor_cls
+def entry_names(cls: type[Any]) -> frozenset[str]:
+    """The methods of ``cls`` that get an entry point: its public callables."""
+    return frozenset(
+        name
+        for name, value in inspect.getmembers(cls)
+        if not name.startswith("_") and name.isidentifier() and callable(value)
+    )
+
+
+def _sync_entry(method: str) -> Callable[..., Any]:
+    def entry(self: _SyncHost, /, *args: Any, **kwargs: Any) -> Any:
+        return self.call(method, *args, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = ENTRY_PREFIX + method
+    return entry
+
+
+def _async_entry(method: str) -> Callable[..., Any]:
+    async def entry(self: _AsyncHost, seq: int, /, *args: Any, **kwargs: Any) -> Any:
+        return await self.call(method, seq, *args, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = ENTRY_PREFIX + method
+    return entry
+
+
+def host_class(cls: type[Any]) -> type[_SyncHost]:
+    """The hosting class for ``cls``: its host base plus an entry point per method.
+
+    Named after ``cls``, so that Ray's errors and listings show the user's class.
+    """
+    is_async = has_async_methods(cls)
+    base: type[_SyncHost] = _AsyncHost if is_async else _SyncHost
+    make = _async_entry if is_async else _sync_entry
+    namespace: dict[str, Any] = {ENTRY_PREFIX + m: make(m) for m in entry_names(cls)}
+    namespace["__module__"] = __name__
+    namespace["__qualname__"] = cls.__qualname__
+    return type(cls.__name__, (base,), namespace)
+
+
+class Hosted(NamedTuple):
+    """What the driver needs to call the actor of one user class."""
+
+    actor_class: Any  # Ray's ActorClass of host_class(cls)
+    entries: frozenset[str]  # the methods with an entry point m_<name>
+    ordered: bool  # an async host: every call carries its sequence number
+
+
+# One Ray ActorClass per user class: Ray exports its definition once.  Weak keys:
+# a class that goes away takes its actor class with it.
+_hosted: weakref.WeakKeyDictionary[type[Any], Hosted] = weakref.WeakKeyDictionary()
+
+
+def hosted(ray: Any, cls: type[Any]) -> Hosted:
+    """The Ray ``ActorClass`` hosting instances of ``cls`` (made once per class)."""
+    hosted = _hosted.get(cls)
+    if hosted is None:
+        host = host_class(cls)
+        hosted = Hosted(ray.remote(host), entry_names(cls), issubclass(host, _AsyncHost))
+        _hosted[cls] = hosted
+    return hosted
 
 
 # ---------------------------------------------------------------------------

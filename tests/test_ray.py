@@ -121,6 +121,9 @@ class Plain:
     def close(self) -> str:
         return "close"
 
+    def make_error(self, message: str) -> ValueError:
+        return ValueError(message)
+
 
 @worker
 class AsyncNamed:
@@ -293,6 +296,12 @@ def test_user_exception_keeps_its_type_and_the_remote_traceback() -> None:
         with pytest.raises(SystemExit):
             handle.exit().result(60)
         assert handle.inc().result(60) == 1  # the actor survived SystemExit
+
+
+def test_an_exception_returned_as_a_value_is_the_result() -> None:
+    with Plain.options(mode="ray").init() as handle:  # type: ignore[attr-defined]
+        value = handle.make_error("a value").result(60)
+        assert type(value) is ValueError and str(value) == "a value"
 
 
 def test_init_error_is_raised_by_init_as_itself() -> None:

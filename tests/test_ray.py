@@ -28,6 +28,7 @@ from aioconc._backends import get_backend
 from aioconc._backends._base import WorkerSpec
 from aioconc._enums import ExecutionMode
 from aioconc._exceptions import SerializationError, WorkerCrashedError
+from aioconc._future import Future
 from aioconc._options import resolve_options
 
 from ._workers import Counter
@@ -436,6 +437,25 @@ def test_graceful_stop_delivers_in_flight_results() -> None:
     futures = [handle.inc() for _ in range(10)]
     handle.stop(graceful=True)
     assert [f.result(60) for f in futures] == list(range(1, 11))
+
+
+def test_a_completion_seen_after_stop_began_does_not_end_the_worker_twice() -> None:
+    # The last call's completion and stop() may both find nothing pending: the
+    # stop() hook and the kill must run once (a second close() met a killed actor).
+    handle = Remote.options(mode="ray").init()
+    backend_worker = handle._worker
+    ends: list[None] = []
+    drained = backend_worker._drained
+    backend_worker._drained = lambda: (ends.append(None), drained())
+    assert handle.take(1).result(60) == 1
+    backend_worker.begin_close(True)
+    late: Any = Future()
+    late._start()
+    backend_worker._complete(late, "late")  # as if Ray reported the last call just now
+    backend_worker.closed.result(60)
+    handle.stop()
+    assert late.result() == "late"
+    assert len(ends) == 1
 
 
 def test_stop_without_grace_ends_every_pending_call(gate: Any) -> None:

@@ -239,6 +239,7 @@ class _RefCalls:
         self._unwrap = unwrap
         self._pending: dict[Future[Any], Any] = {}
         self._closing = False
+        self._drain_begun = False
         self._lock = threading.Lock()
         # What a ref's completion callback gets when the call failed: a RayError
         # (a value of any other type is the call's result); through Ray Client,
@@ -301,9 +302,18 @@ class _RefCalls:
             else:
                 fut._set_result(value)
             if self._closing and not self._pending:
-                _off_ray_thread(self._drained)
+                _off_ray_thread(self._drain)
         finally:
             _in_callback.active = False
+
+    def _drain(self) -> None:
+        # begin_close and the last completion can both find nothing pending
+        # (the completion's check may follow begin_close's): end only once.
+        with self._lock:
+            if self._drain_begun:
+                return
+            self._drain_begun = True
+        self._drained()
 
     def _drained(self) -> None:
         self.closed._set_result(None)
@@ -322,7 +332,7 @@ class _RefCalls:
         if not graceful:
             self._cancel_pending()
         if not self._pending:
-            self._drained()
+            self._drain()
 
     def force_close(self) -> None:
         """End everything now: cancel what is pending and release Ray's side."""

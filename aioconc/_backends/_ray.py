@@ -19,11 +19,13 @@ an existing connection (``ray.init(address="auto")``, ``ray://...``) is used as 
 A Ray-mode future passed as a top-level argument to another Ray worker travels as
 its ``ObjectRef``: Ray hands the value to the actor without a round trip through
 the driver.  :class:`RayTaskRunner` runs plain functions as Ray tasks (TaskWorker).
+
+The actor side lives in ``_ray_actor``; calls in flight (pending refs, their
+completion on Ray's thread, Ray's errors mapped to ours) in ``_ray_calls``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import importlib.util
@@ -34,12 +36,18 @@ import weakref
 from typing import Any
 
 from .._call import Call
-from .._exceptions import SerializationError, WorkerCrashedError
-from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
-from .._unwrap import defer, needs_unwrap
-from ._base import Capabilities, WorkerSpec
-from ._ray_actor import ENTRY_PREFIX, hosted, raised_cause, run_function
+from ._base import WorkerSpec
+from ._ray_actor import ENTRY_PREFIX, hosted, run_function
+from ._ray_calls import (
+    RefCalls,
+    in_callback,
+    map_error,
+    object_ref_of,
+    on_ray_thread,
+    ray_cancel,
+    serialization_error,
+)
 
 __all__ = [
     "RayBackend",
@@ -117,98 +125,6 @@ def shutdown_ray() -> None:
         _started_here = False
 
 
-# Ray's completion callbacks run on a thread of Ray's core worker, which must not
-# call back into Ray (ray.kill, .remote() there can deadlock the core worker).
-# Work that needs Ray and may be reached from such a callback (including user
-# done-callbacks of our futures) is relayed to aioconc's background loop.
-_in_callback = threading.local()
-
-
-def _off_ray_thread(fn: Any, *args: Any) -> None:
-    """Run ``fn(*args)`` now, or on the background loop when on Ray's callback thread."""
-    if getattr(_in_callback, "active", False):
-        inbox_for(background_loop()).post(fn, *args)
-    else:
-        fn(*args)
-
-
-def _on_ray_thread(fn: Any) -> Any:
-    """Wrap a callback given to Ray so that Ray API calls made under it are relayed."""
-
-    def callback(*args: Any) -> None:
-        _in_callback.active = True
-        try:
-            fn(*args)
-        finally:
-            _in_callback.active = False
-
-    return callback
-
-
-# ObjectRef of each Ray-mode future, for as long as the future lives: a future
-# passed to another Ray worker travels as its ref (see RayWorker.dispatch).
-_refs: weakref.WeakKeyDictionary[Future[Any], Any] = weakref.WeakKeyDictionary()
-
-
-def object_ref_of(future: Future[Any]) -> Any:
-    """The ``ObjectRef`` behind a Ray-mode future, or None for any other future."""
-    return _refs.get(future)
-
-
-# ---------------------------------------------------------------------------
-# Errors: Ray's exceptions mapped to the user's own and to aioconc's
-# ---------------------------------------------------------------------------
-
-
-def map_error(exc: BaseException, worker: str) -> BaseException:
-    """The exception a call's future fails with, for what Ray raised.
-
-    A user exception comes back as its own type, with the remote traceback as a
-    note; a dead actor is :class:`WorkerCrashedError`; a cancelled Ray task is
-    ``CancelledError``.  Anything else is passed on unchanged.
-    """
-    import ray.exceptions as rex
-
-    if isinstance(exc, rex.RayTaskError):
-        cause = exc.cause
-        cause = raised_cause(cause)
-        if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
-            return map_error(cause, worker)
-        if isinstance(cause, BaseException):
-            if hasattr(cause, "add_note"):
-                # str() of Ray's error is the remote traceback.
-                cause.add_note(f"Remote traceback (Ray, worker {worker}):\n{exc}")
-            return cause
-        return exc
-    if isinstance(exc, rex.RayActorError):
-        crashed = WorkerCrashedError(
-            f"the Ray actor of worker {worker} died: {exc}",
-            worker=worker,
-            pid=getattr(exc, "pid", None),
-        )
-        crashed.__cause__ = exc
-        return crashed
-    if isinstance(exc, rex.TaskCancelledError):
-        return CancelledError()
-    return exc
-
-
-def _serialization_error(exc: Exception, what: str) -> BaseException:
-    if isinstance(exc, (TypeError, AttributeError)) or "pickl" in str(exc).lower():
-        err = SerializationError(f"{what} could not be serialised for ray mode: {exc}")
-        err.__cause__ = exc
-        return err
-    return exc
-
-
-def _with_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """``args``/``kwargs`` with top-level Ray-mode futures replaced by their ObjectRefs."""
-    refs = _refs
-    new_args = tuple(refs.get(a, a) if isinstance(a, Future) else a for a in args)
-    new_kwargs = {k: refs.get(v, v) if isinstance(v, Future) else v for k, v in kwargs.items()}
-    return new_args, new_kwargs
-
-
 # ---------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------
@@ -225,123 +141,7 @@ def _ray_options(extra: dict[str, Any], *, for_task: bool) -> dict[str, Any]:
     return options
 
 
-class _RefCalls:
-    """What the worker and the task runner share: pending refs, completion, closing."""
-
-    capabilities = Capabilities(
-        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
-    )
-
-    def __init__(self, ray: Any, name: str, unwrap: bool) -> None:
-        self.ready: Future[None] = Future()
-        self.closed: Future[None] = Future()
-        self._name = name
-        self._unwrap = unwrap
-        self._pending: dict[Future[Any], Any] = {}
-        self._closing = False
-        self._drain_begun = False
-        self._lock = threading.Lock()
-        # What a ref's completion callback gets when the call failed: a RayError
-        # (a value of any other type is the call's result); through Ray Client,
-        # any exception (a lost connection too).
-        client = ray.util.client.ray.is_connected()
-        self._failed: type[BaseException] = Exception if client else ray.exceptions.RayError
-
-    @property
-    def home(self) -> asyncio.AbstractEventLoop | None:
-        return None  # completions arrive on Ray's thread; nothing runs on a loop
-
-    def dispatch(self, call: Call) -> None:
-        """Submit ``call`` to Ray; thread-safe and non-blocking."""
-        args, kwargs = call.args, call.kwargs
-        if self._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
-            args, kwargs = _with_refs(args, kwargs)
-            if needs_unwrap(args, kwargs):  # futures of other modes, or nested ones
-                defer(Call(call.method, args, kwargs, call.future, call.timeout), self._submit)
-                return
-            call = Call(call.method, args, kwargs, call.future, call.timeout)
-        self._submit(call)
-
-    def _submit(self, call: Call) -> None:
-        if getattr(_in_callback, "active", False):  # e.g. a deferred call released by a ref
-            inbox_for(background_loop()).post(self._submit, call)
-            return
-        fut = call.future
-        if self._closing:
-            fut._set_cancelled()
-            return
-        if not fut._start():
-            return  # cancelled before it was submitted: never runs
-        try:
-            ref = self._remote(call)
-        except Exception as exc:
-            fut._set_exception(_serialization_error(exc, f"an argument of {call.method}()"))
-            return
-        self._pending[fut] = ref
-        _refs[fut] = ref
-        # Ray hands the value (or the RayError the call failed with) to this
-        # callback on its own thread.  ref.future() would first wrap it in a
-        # concurrent.futures.Future: about a third of the driver's cost per call.
-        ref._on_completed(functools.partial(self._complete, fut))
-
-    def _remote(self, call: Call) -> Any:
-        raise NotImplementedError
-
-    def _complete(self, fut: Future[Any], value: Any) -> None:
-        # Runs on Ray's callback thread (see _in_callback); the flag is set here
-        # rather than by a wrapper, to keep the per-call cost down.
-        _in_callback.active = True
-        try:
-            self._pending.pop(fut, None)
-            if isinstance(value, self._failed):
-                exc = value
-                try:
-                    exc = map_error(value, self._name)
-                finally:  # whatever happens, the call ends
-                    fut._set_exception(exc)
-            else:
-                fut._set_result(value)
-            if self._closing and not self._pending:
-                _off_ray_thread(self._drain)
-        finally:
-            _in_callback.active = False
-
-    def _drain(self) -> None:
-        # begin_close and the last completion can both find nothing pending
-        # (the completion's check may follow begin_close's): end only once.
-        with self._lock:
-            if self._drain_begun:
-                return
-            self._drain_begun = True
-        self._drained()
-
-    def _drained(self) -> None:
-        self.closed._set_result(None)
-
-    def _cancel_pending(self) -> None:
-        for fut in self._pending.copy():
-            fut._set_cancelled()
-        self._pending.clear()
-
-    def begin_close(self, graceful: bool) -> None:
-        """Stop taking calls; graceful: let submitted calls finish, else cancel them."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-        if not graceful:
-            self._cancel_pending()
-        if not self._pending:
-            self._drain()
-
-    def force_close(self) -> None:
-        """End everything now: cancel what is pending and release Ray's side."""
-        self._closing = True
-        self._cancel_pending()
-        self.closed._set_result(None)
-
-
-class RayWorker(_RefCalls):
+class RayWorker(RefCalls):
     """One worker as one Ray actor (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
@@ -360,7 +160,7 @@ class RayWorker(_RefCalls):
         try:
             self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
         except Exception as exc:
-            raise _serialization_error(
+            raise serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"
             ) from exc
         self._entries = host.entries
@@ -368,7 +168,7 @@ class RayWorker(_RefCalls):
         self._seq = itertools.count()
         self._ordered = host.ordered
         self._killed = False
-        self._actor.ready.remote().future().add_done_callback(_on_ray_thread(self._on_ready))
+        self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
 
     def _remote(self, call: Call) -> Any:
         remote = self._remotes.get(call.method)
@@ -410,7 +210,7 @@ class RayWorker(_RefCalls):
             self._kill()
             self.closed._set_result(None)
             return
-        self._actor.close.remote().future().add_done_callback(_on_ray_thread(self._after_hook))
+        self._actor.close.remote().future().add_done_callback(on_ray_thread(self._after_hook))
 
     def _after_hook(self, done: Any) -> None:
         exc = done.exception()
@@ -432,7 +232,7 @@ class RayWorker(_RefCalls):
         self._kill()
 
     def _kill(self) -> None:
-        if getattr(_in_callback, "active", False):
+        if getattr(in_callback, "active", False):
             inbox_for(background_loop()).post(self._kill)
             return
         with self._lock:
@@ -445,13 +245,6 @@ class RayWorker(_RefCalls):
             ray.kill(self._actor, no_restart=True)
         except Exception as exc:  # already gone, or Ray shut down
             log.debug("ray.kill of worker %s: %s", self._name, exc)
-
-
-def ray_cancel(ref: Any) -> None:
-    """Ask Ray to drop the task or actor call behind ``ref``."""
-    import ray
-
-    ray.cancel(ref)
 
 
 def _is_pydantic_model(cls: type[Any]) -> bool:
@@ -467,7 +260,7 @@ def _is_pydantic_model(cls: type[Any]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-class RayTaskRunner(_RefCalls):
+class RayTaskRunner(RefCalls):
     """Runs functions as Ray tasks with the worker's Ray options.
 
     ``dispatch(call)`` runs ``call.args[0](*call.args[1:], **call.kwargs)`` as one
@@ -514,7 +307,7 @@ class RayBackend:
     """Starts :class:`RayWorker` s (and, for TaskWorker, :class:`RayTaskRunner` s)."""
 
     option_names: frozenset[str] = frozenset()
-    capabilities = _RefCalls.capabilities
+    capabilities = RefCalls.capabilities
 
     def start(self, spec: WorkerSpec) -> RayWorker:
         """Start one actor; raises ``ImportError`` without Ray, ``ValueError`` for a

@@ -18,7 +18,7 @@ there for any other name.
   call carries its submission number and starts only after its predecessor
   started.
 
-This module is imported in the actor processes too; it needs nothing of Ray.
+This module is imported in the actor processes too; it imports nothing of Ray.
 """
 
 from __future__ import annotations

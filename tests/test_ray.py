@@ -28,6 +28,7 @@ from aioconc._backends import get_backend
 from aioconc._backends._base import WorkerSpec
 from aioconc._enums import ExecutionMode
 from aioconc._exceptions import SerializationError, WorkerCrashedError
+from aioconc._future import Future
 from aioconc._options import resolve_options
 
 from ._workers import Counter
@@ -93,6 +94,53 @@ class Remote:
             self.all_in.set()
         await asyncio.wait_for(self.all_in.wait(), 30)
         return self.arrived
+
+
+@worker
+class Plain:
+    """Only plain methods: hosted by a plain actor, whose calls carry no sequence number.
+
+    Some methods are named like the hosting actor's own (call, skip, close).
+    """
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    def record(self, item: Any) -> list[Any]:
+        self.log.append(item)
+        return list(self.log)
+
+    def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+    def call(self, x: Any) -> Any:
+        return ("call", x)
+
+    def skip(self) -> str:
+        return "skip"
+
+    def close(self) -> str:
+        return "close"
+
+    def make_error(self, message: str) -> ValueError:
+        return ValueError(message)
+
+
+@worker
+class AsyncNamed:
+    """The same names on an async actor."""
+
+    async def echo(self, *args: Any, **kwargs: Any) -> Any:
+        return (args, kwargs)
+
+    async def call(self, x: Any) -> Any:
+        return ("call", x)
+
+    def skip(self) -> str:
+        return "skip"
+
+    async def close(self) -> str:
+        return "close"
 
 
 class Model(pydantic.BaseModel):
@@ -193,6 +241,41 @@ def test_sync_and_async_methods_and_state() -> None:
         assert handle.echo(1, k=[2]).result(60) == ((1,), {"k": [2]})
 
 
+def test_a_plain_actor_runs_a_burst_in_submission_order() -> None:
+    # A plain actor relies on Ray running one submitter's calls in order.
+    with Plain.options(mode="ray", max_queued_tasks=None).init() as handle:  # type: ignore[attr-defined]
+        futures = [handle.record(i) for i in range(300)]
+        assert [len(f.result(60)) for f in futures] == list(range(1, 301))
+        assert futures[-1].result() == list(range(300))
+
+
+@pytest.mark.parametrize("cls", [Plain, AsyncNamed])
+def test_any_method_name_and_any_keyword_reach_the_instance(cls: Any) -> None:
+    # Names the hosting actor uses itself, and keywords its entry points take
+    # positionally (seq, method), still reach the user's method.
+    with cls.options(mode="ray").init() as handle:
+        assert handle.call(1).result(60) == ("call", 1)
+        assert handle.skip().result(60) == "skip"
+        assert handle.close().result(60) == "close"
+        assert handle.echo(0, seq=2, method=3).result(60) == ((0,), {"seq": 2, "method": 3})
+
+
+def test_a_method_added_after_the_first_worker_is_still_called() -> None:
+    # Entry points are made once per class; a later method goes through the
+    # actor's generic entry.
+    @worker
+    class Grows:
+        def first(self) -> int:
+            return 1
+
+    with Grows.options(mode="ray").init() as first:  # type: ignore[attr-defined]
+        assert first.first().result(60) == 1
+    Grows.second = lambda self: 2  # type: ignore[attr-defined]
+    with Grows.options(mode="ray").init() as second:  # type: ignore[attr-defined]
+        assert second.second().result(60) == 2
+        assert second.first().result(60) == 1
+
+
 def test_async_methods_of_one_actor_run_concurrently(remote: Any) -> None:
     futures = [remote.arrive(4) for _ in range(4)]
     assert [f.result(60) for f in futures] == [4, 4, 4, 4]
@@ -214,6 +297,12 @@ def test_user_exception_keeps_its_type_and_the_remote_traceback() -> None:
         with pytest.raises(SystemExit):
             handle.exit().result(60)
         assert handle.inc().result(60) == 1  # the actor survived SystemExit
+
+
+def test_an_exception_returned_as_a_value_is_the_result() -> None:
+    with Plain.options(mode="ray").init() as handle:  # type: ignore[attr-defined]
+        value = handle.make_error("a value").result(60)
+        assert type(value) is ValueError and str(value) == "a value"
 
 
 def test_init_error_is_raised_by_init_as_itself() -> None:
@@ -348,6 +437,25 @@ def test_graceful_stop_delivers_in_flight_results() -> None:
     futures = [handle.inc() for _ in range(10)]
     handle.stop(graceful=True)
     assert [f.result(60) for f in futures] == list(range(1, 11))
+
+
+def test_a_completion_seen_after_stop_began_does_not_end_the_worker_twice() -> None:
+    # The last call's completion and stop() may both find nothing pending: the
+    # stop() hook and the kill must run once (a second close() met a killed actor).
+    handle = Remote.options(mode="ray").init()
+    backend_worker = handle._worker
+    ends: list[None] = []
+    drained = backend_worker._drained
+    backend_worker._drained = lambda: (ends.append(None), drained())
+    assert handle.take(1).result(60) == 1
+    backend_worker.begin_close(True)
+    late: Any = Future()
+    late._start()
+    backend_worker._complete(late, "late")  # as if Ray reported the last call just now
+    backend_worker.closed.result(60)
+    handle.stop()
+    assert late.result() == "late"
+    assert len(ends) == 1
 
 
 def test_stop_without_grace_ends_every_pending_call(gate: Any) -> None:

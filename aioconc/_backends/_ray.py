@@ -1,18 +1,16 @@
-"""Ray mode: each worker is one Ray actor; each call is an ``ObjectRef`` awaited by an event.
+"""Ray mode, the driver side: each worker is one Ray actor; each call an ``ObjectRef``.
 
 ::
 
-    dispatch(call) ── host.call.remote(method, *args) ──► Ray actor (_SyncHost/_AsyncHost)
-         │                 ObjectRef                          instance = cls(*a, **kw)
-         └─ ref.future() ◄──────────────────────────────────  getattr(instance, method)(...)
-              done-callback on Ray's own thread finishes our Future (no polling, no thread per call)
+    dispatch(call) ── actor.m_<method>.remote(*args) ──► Ray actor (see _ray_actor)
+         │                 ObjectRef                        instance = cls(*a, **kw)
+         └─ ref._on_completed ◄──────────────────────────  instance.<method>(*args)
+              Ray's own thread hands over the value and finishes our Future
+              (no polling, no thread per call)
 
-The actor hosts the user's instance rather than being ``ray.remote(cls)`` itself, so
-a class whose ``Cls(...)`` auto-inits a handle, a ``SystemExit`` raised by a method,
-and an exception raised by ``__init__`` all behave as in the other modes.  A class
-with an ``async def`` method gets an async actor (its methods run on the actor's
-event loop, concurrently; a plain method there blocks that loop while it runs);
-any other class gets a plain actor that runs calls one at a time, in order.
+A class with an ``async def`` method gets an async actor (its methods run on the
+actor's event loop, concurrently; a plain method there blocks that loop while it
+runs); any other class gets a plain actor that runs calls one at a time, in order.
 
 ``import ray`` happens only here, when the first Ray worker is made.  Without a
 connection, a local Ray is started quietly (no dashboard, sized to the machine);
@@ -21,15 +19,16 @@ an existing connection (``ray.init(address="auto")``, ``ray://...``) is used as 
 A Ray-mode future passed as a top-level argument to another Ray worker travels as
 its ``ObjectRef``: Ray hands the value to the actor without a round trip through
 the driver.  :class:`RayTaskRunner` runs plain functions as Ray tasks (TaskWorker).
+
+The actor side lives in ``_ray_actor``; calls in flight (pending refs, their
+completion on Ray's thread, Ray's errors mapped to ours) in ``_ray_calls``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import importlib.util
-import inspect
 import itertools
 import logging
 import threading
@@ -37,13 +36,20 @@ import weakref
 from typing import Any
 
 from .._call import Call
-from .._exceptions import SerializationError, WorkerCrashedError
-from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
-from .._unwrap import defer, needs_unwrap
 from ..limits._export import exporting
 from . import _ray_limits
-from ._base import Capabilities, WorkerSpec, construct
+from ._base import WorkerSpec
+from ._ray_actor import ENTRY_PREFIX, hosted, run_function
+from ._ray_calls import (
+    RefCalls,
+    in_callback,
+    map_error,
+    object_ref_of,
+    on_ray_thread,
+    ray_cancel,
+    serialization_error,
+)
 
 __all__ = [
     "RayBackend",
@@ -121,242 +127,6 @@ def shutdown_ray() -> None:
         _started_here = False
 
 
-# Ray's completion callbacks run on a thread of Ray's core worker, which must not
-# call back into Ray (ray.kill, .remote() there can deadlock the core worker).
-# Work that needs Ray and may be reached from such a callback (including user
-# done-callbacks of our futures) is relayed to aioconc's background loop.
-_in_callback = threading.local()
-
-
-def _off_ray_thread(fn: Any, *args: Any) -> None:
-    """Run ``fn(*args)`` now, or on the background loop when on Ray's callback thread."""
-    if getattr(_in_callback, "active", False):
-        inbox_for(background_loop()).post(fn, *args)
-    else:
-        fn(*args)
-
-
-def _on_ray_thread(fn: Any) -> Any:
-    """Wrap a callback given to Ray so that Ray API calls made under it are relayed."""
-
-    def callback(*args: Any) -> None:
-        _in_callback.active = True
-        try:
-            fn(*args)
-        finally:
-            _in_callback.active = False
-
-    return callback
-
-
-# ObjectRef of each Ray-mode future, for as long as the future lives: a future
-# passed to another Ray worker travels as its ref (see RayWorker.dispatch).
-_refs: weakref.WeakKeyDictionary[Future[Any], Any] = weakref.WeakKeyDictionary()
-
-
-def object_ref_of(future: Future[Any]) -> Any:
-    """The ``ObjectRef`` behind a Ray-mode future, or None for any other future."""
-    return _refs.get(future)
-
-
-# ---------------------------------------------------------------------------
-# The actor side: hosts the user's instance
-# ---------------------------------------------------------------------------
-
-
-class _Raised(Exception):
-    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of the actor.
-
-    Raised as itself, Ray would take it as the actor exiting; wrapped, it fails
-    only that call and the driver unwraps it.
-    """
-
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(repr(exc))
-        self.exc = exc
-
-
-class _SyncHost:
-    """The actor of a class without ``async def`` methods: one call at a time, in order."""
-
-    def __init__(
-        self,
-        cls: type[Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        limits: Any = None,
-    ) -> None:
-        self._error: BaseException | None = None
-        self._instance: Any = None
-        try:
-            self._instance = construct(cls, args, kwargs, limits)
-        except BaseException as exc:  # reported by ready(), so the driver sees its type
-            self._error = exc
-
-    def ready(self) -> None:
-        if self._error is not None:
-            _raise(self._error)
-
-    def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if self._error is not None:
-            _raise(self._error)
-        try:
-            result = getattr(self._instance, method)(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_awaited(result))
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise _Raised(exc) from None
-        return result
-
-    def close(self) -> None:
-        hook = getattr(self._instance, "stop", None)
-        if self._error is None and callable(hook):
-            result = hook()
-            if inspect.isawaitable(result):
-                asyncio.run(_awaited(result))
-
-
-class _AsyncHost(_SyncHost):
-    """The actor of a class with ``async def`` methods: they run concurrently on its loop.
-
-    Ray may hand an async actor its calls out of order; each call carries its
-    submission number and starts only after its predecessor started, so plain
-    methods run, and ``async def`` methods begin, in submission order.  A call
-    whose predecessor never comes (lost in a restart) waits at most
-    ``_ORDER_WAIT`` seconds.
-    """
-
-    _ORDER_WAIT = 10.0
-
-    async def call(self, seq: int, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        if self._error is not None:
-            _raise(self._error)
-        await self._turn(seq)
-        try:
-            try:
-                result = getattr(self._instance, method)(*args, **kwargs)
-            finally:
-                self.skip(seq)  # the next call may start once this one has begun
-            if inspect.isawaitable(result):
-                result = await result
-        except (SystemExit, KeyboardInterrupt) as exc:
-            raise _Raised(exc) from None
-        return result
-
-    async def _turn(self, seq: int) -> None:
-        waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
-        # Numbers start at 0 per worker: the first call to arrive waits for 0.
-        expected = self.__dict__.setdefault("_next", 0)
-        if seq <= expected:
-            return
-        event = waiters[seq] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), self._ORDER_WAIT)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            waiters.pop(seq, None)
-
-    def skip(self, seq: int) -> None:
-        """Mark call ``seq`` as begun (or as never coming): its successor may start."""
-        if seq >= self.__dict__.get("_next", 0):
-            self._next = seq + 1
-            event = self.__dict__.get("_waiters", {}).get(seq + 1)
-            if event is not None:
-                event.set()
-
-    async def close(self) -> None:  # type: ignore[override]
-        hook = getattr(self._instance, "stop", None)
-        if self._error is None and callable(hook):
-            result = hook()
-            if inspect.isawaitable(result):
-                await result
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _raise(exc: BaseException) -> None:
-    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-        raise _Raised(exc)
-    raise exc
-
-
-def _has_async_methods(cls: type[Any]) -> bool:
-    return any(
-        inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value)
-        for name, value in inspect.getmembers(cls)
-        if not name.startswith("__")
-    )
-
-
-_actor_classes: dict[type[Any], Any] = {}
-
-
-def _actor_class(ray: Any, host: type[Any]) -> Any:
-    # One ActorClass per host class: Ray exports its definition once.
-    actor_cls = _actor_classes.get(host)
-    if actor_cls is None:
-        actor_cls = _actor_classes[host] = ray.remote(host)
-    return actor_cls
-
-
-# ---------------------------------------------------------------------------
-# Errors: Ray's exceptions mapped to the user's own and to aioconc's
-# ---------------------------------------------------------------------------
-
-
-def map_error(exc: BaseException, worker: str) -> BaseException:
-    """The exception a call's future fails with, for what Ray raised.
-
-    A user exception comes back as its own type, with the remote traceback as a
-    note; a dead actor is :class:`WorkerCrashedError`; a cancelled Ray task is
-    ``CancelledError``.  Anything else is passed on unchanged.
-    """
-    import ray.exceptions as rex
-
-    if isinstance(exc, rex.RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, _Raised):
-            cause = cause.exc
-        if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
-            return map_error(cause, worker)
-        if isinstance(cause, BaseException):
-            if hasattr(cause, "add_note"):
-                # str() of Ray's error is the remote traceback.
-                cause.add_note(f"Remote traceback (Ray, worker {worker}):\n{exc}")
-            return cause
-        return exc
-    if isinstance(exc, rex.RayActorError):
-        crashed = WorkerCrashedError(
-            f"the Ray actor of worker {worker} died: {exc}",
-            worker=worker,
-            pid=getattr(exc, "pid", None),
-        )
-        crashed.__cause__ = exc
-        return crashed
-    if isinstance(exc, rex.TaskCancelledError):
-        return CancelledError()
-    return exc
-
-
-def _serialization_error(exc: Exception, what: str) -> BaseException:
-    if isinstance(exc, (TypeError, AttributeError)) or "pickl" in str(exc).lower():
-        err = SerializationError(f"{what} could not be serialised for ray mode: {exc}")
-        err.__cause__ = exc
-        return err
-    return exc
-
-
-def _with_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """``args``/``kwargs`` with top-level Ray-mode futures replaced by their ObjectRefs."""
-    refs = _refs
-    new_args = tuple(refs.get(a, a) if isinstance(a, Future) else a for a in args)
-    new_kwargs = {k: refs.get(v, v) if isinstance(v, Future) else v for k, v in kwargs.items()}
-    return new_args, new_kwargs
-
-
 # ---------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------
@@ -373,108 +143,7 @@ def _ray_options(extra: dict[str, Any], *, for_task: bool) -> dict[str, Any]:
     return options
 
 
-class _RefCalls:
-    """What the worker and the task runner share: pending refs, completion, closing."""
-
-    capabilities = Capabilities(
-        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
-    )
-
-    def __init__(self, name: str, unwrap: bool) -> None:
-        self.ready: Future[None] = Future()
-        self.closed: Future[None] = Future()
-        self._name = name
-        self._unwrap = unwrap
-        self._pending: dict[Future[Any], Any] = {}
-        self._closing = False
-        self._lock = threading.Lock()
-
-    @property
-    def home(self) -> asyncio.AbstractEventLoop | None:
-        return None  # completions arrive on Ray's thread; nothing runs on a loop
-
-    def dispatch(self, call: Call) -> None:
-        """Submit ``call`` to Ray; thread-safe and non-blocking."""
-        args, kwargs = call.args, call.kwargs
-        if self._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
-            args, kwargs = _with_refs(args, kwargs)
-            if needs_unwrap(args, kwargs):  # futures of other modes, or nested ones
-                defer(Call(call.method, args, kwargs, call.future, call.timeout), self._submit)
-                return
-            call = Call(call.method, args, kwargs, call.future, call.timeout)
-        self._submit(call)
-
-    def _submit(self, call: Call) -> None:
-        if getattr(_in_callback, "active", False):  # e.g. a deferred call released by a ref
-            inbox_for(background_loop()).post(self._submit, call)
-            return
-        fut = call.future
-        if self._closing:
-            fut._set_cancelled()
-            return
-        if not fut._start():
-            return  # cancelled before it was submitted: never runs
-        try:
-            ref = self._remote(call)
-        except Exception as exc:
-            fut._set_exception(_serialization_error(exc, f"an argument of {call.method}()"))
-            return
-        self._pending[fut] = ref
-        _refs[fut] = ref
-        ref.future().add_done_callback(functools.partial(self._complete, fut))
-
-    def _remote(self, call: Call) -> Any:
-        raise NotImplementedError
-
-    def _complete(self, fut: Future[Any], done: Any) -> None:
-        # Runs on Ray's callback thread (see _in_callback); the flag is set here
-        # rather than by a wrapper, to keep the per-call cost down.
-        _in_callback.active = True
-        try:
-            self._finish(fut, done)
-        finally:
-            _in_callback.active = False
-
-    def _finish(self, fut: Future[Any], done: Any) -> None:
-        self._pending.pop(fut, None)
-        exc = done.exception()
-        if exc is None:
-            fut._set_result(done.result())
-        else:
-            try:
-                exc = map_error(exc, self._name)
-            finally:  # whatever happens, the call ends
-                fut._set_exception(exc)
-        if self._closing and not self._pending:
-            _off_ray_thread(self._drained)
-
-    def _drained(self) -> None:
-        self.closed._set_result(None)
-
-    def _cancel_pending(self) -> None:
-        for fut in self._pending.copy():
-            fut._set_cancelled()
-        self._pending.clear()
-
-    def begin_close(self, graceful: bool) -> None:
-        """Stop taking calls; graceful: let submitted calls finish, else cancel them."""
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-        if not graceful:
-            self._cancel_pending()
-        if not self._pending:
-            self._drained()
-
-    def force_close(self) -> None:
-        """End everything now: cancel what is pending and release Ray's side."""
-        self._closing = True
-        self._cancel_pending()
-        self.closed._set_result(None)
-
-
-class RayWorker(_RefCalls):
+class RayWorker(RefCalls):
     """One worker as one Ray actor (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
@@ -484,11 +153,11 @@ class RayWorker(_RefCalls):
                 "supported in ray mode; use a plain class or a dataclass"
             )
         ray = ensure_ray()
-        super().__init__(spec.name, spec.options.unwrap_futures)
-        host = _AsyncHost if _has_async_methods(spec.cls) else _SyncHost
+        super().__init__(ray, spec.name, spec.options.unwrap_futures)
+        host = hosted(ray, spec.cls)
         options = _ray_options(dict(spec.extra), for_task=False)
         self._name_id = f"{spec.name}-{id(self):x}"  # names this worker to limit actors
-        actor_cls = _actor_class(ray, host)
+        actor_cls = host.actor_class
         if options:
             actor_cls = actor_cls.options(**options)
         try:
@@ -496,23 +165,35 @@ class RayWorker(_RefCalls):
             with exporting(functools.partial(_ray_limits.export, client=self._name_id)):
                 self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
         except Exception as exc:
-            raise _serialization_error(
+            raise serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"
             ) from exc
-        self._call = self._actor.call.remote
+        self._entries = host.entries
+        self._remotes: dict[str, Any] = {}  # method name -> its entry point's .remote
         self._seq = itertools.count()
-        self._ordered = host is _AsyncHost
+        self._ordered = host.ordered
         self._killed = False
-        self._actor.ready.remote().future().add_done_callback(_on_ray_thread(self._on_ready))
+        self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
 
     def _remote(self, call: Call) -> Any:
+        remote = self._remotes.get(call.method)
+        if remote is None:
+            remote = self._remotes[call.method] = self._entry(call.method)
+        if not self._ordered:  # a plain actor: Ray keeps our submission order
+            return remote(*call.args, **call.kwargs)
         seq = next(self._seq)
         try:
-            return self._call(seq, call.method, *call.args, **call.kwargs)
-        except BaseException:
-            if self._ordered:  # the call never reaches the actor: do not make the next wait
-                self._actor.skip.remote(seq)
+            return remote(seq, *call.args, **call.kwargs)
+        except BaseException:  # the call never reaches the actor: do not make the next wait
+            self._actor.skip.remote(seq)
             raise
+
+    def _entry(self, method: str) -> Any:
+        # The method's own entry point; any other name goes through the generic
+        # call(method, ...), which fails on the actor as the lookup would.
+        if method in self._entries:
+            return getattr(self._actor, ENTRY_PREFIX + method).remote
+        return functools.partial(self._actor.call.remote, method)
 
     def _on_ready(self, done: Any) -> None:
         exc = done.exception()
@@ -534,7 +215,7 @@ class RayWorker(_RefCalls):
             self._kill()
             self.closed._set_result(None)
             return
-        self._actor.close.remote().future().add_done_callback(_on_ray_thread(self._after_hook))
+        self._actor.close.remote().future().add_done_callback(on_ray_thread(self._after_hook))
 
     def _after_hook(self, done: Any) -> None:
         exc = done.exception()
@@ -556,7 +237,7 @@ class RayWorker(_RefCalls):
         self._kill()
 
     def _kill(self) -> None:
-        if getattr(_in_callback, "active", False):
+        if getattr(in_callback, "active", False):
             inbox_for(background_loop()).post(self._kill)
             return
         with self._lock:
@@ -572,13 +253,6 @@ class RayWorker(_RefCalls):
             log.debug("ray.kill of worker %s: %s", self._name, exc)
 
 
-def ray_cancel(ref: Any) -> None:
-    """Ask Ray to drop the task or actor call behind ``ref``."""
-    import ray
-
-    ray.cancel(ref)
-
-
 def _is_pydantic_model(cls: type[Any]) -> bool:
     try:
         import pydantic
@@ -592,7 +266,7 @@ def _is_pydantic_model(cls: type[Any]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-class RayTaskRunner(_RefCalls):
+class RayTaskRunner(RefCalls):
     """Runs functions as Ray tasks with the worker's Ray options.
 
     ``dispatch(call)`` runs ``call.args[0](*call.args[1:], **call.kwargs)`` as one
@@ -602,7 +276,7 @@ class RayTaskRunner(_RefCalls):
 
     def __init__(self, spec: WorkerSpec) -> None:
         self._ray = ensure_ray()
-        super().__init__(spec.name, spec.options.unwrap_futures)
+        super().__init__(self._ray, spec.name, spec.options.unwrap_futures)
         self._options = _ray_options(dict(spec.extra), for_task=True)
         self._remote_fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self.ready._set_result(None)
@@ -616,7 +290,7 @@ class RayTaskRunner(_RefCalls):
         except TypeError:  # not weak-referenceable (e.g. a builtin)
             remote = None
         if remote is None:
-            remote = self._ray.remote(_run_function)
+            remote = self._ray.remote(run_function)
             if self._options:
                 remote = remote.options(**self._options)
             with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
@@ -630,16 +304,6 @@ class RayTaskRunner(_RefCalls):
         super()._cancel_pending()
 
 
-def _run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    try:
-        result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = asyncio.run(_awaited(result))
-    except (SystemExit, KeyboardInterrupt) as exc:
-        raise _Raised(exc) from None
-    return result
-
-
 # ---------------------------------------------------------------------------
 # The backend
 # ---------------------------------------------------------------------------
@@ -649,7 +313,7 @@ class RayBackend:
     """Starts :class:`RayWorker` s (and, for TaskWorker, :class:`RayTaskRunner` s)."""
 
     option_names: frozenset[str] = frozenset()
-    capabilities = _RefCalls.capabilities
+    capabilities = RefCalls.capabilities
 
     def start(self, spec: WorkerSpec) -> RayWorker:
         """Start one actor; raises ``ImportError`` without Ray, ``ValueError`` for a

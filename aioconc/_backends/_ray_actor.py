@@ -1,0 +1,263 @@
+"""Ray mode, the actor side: the actor that hosts the user's instance.
+
+The actor hosts the instance rather than being ``ray.remote(cls)`` itself, so a
+class whose ``Cls(...)`` auto-inits a handle, a ``SystemExit`` raised by a
+method, and an exception raised by ``__init__`` all behave as in the other modes.
+
+Each user class gets its own actor class (:func:`hosted`): a subclass of
+:class:`_SyncHost` or :class:`_AsyncHost` with one entry point per public
+method, ``m_<name>``.  A call then travels as ``actor.m_echo.remote(x)`` with
+exactly the user's arguments, which costs Ray (driver and actor) as little as a
+call on a raw ``ray.remote`` actor does; the generic ``call(method, ...)`` is
+there for any other name.
+
+* ``_SyncHost`` (no ``async def`` methods): a plain actor.  Ray runs the calls of
+  one submitter one at a time in submission order, so calls carry no sequence
+  number.
+* ``_AsyncHost``: an async actor, whose calls Ray may start out of order; each
+  call carries its submission number and starts only after its predecessor
+  started.
+
+This module is imported in the actor processes too; it imports nothing of Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import weakref
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ._base import construct
+
+__all__ = [
+    "ENTRY_PREFIX",
+    "Hosted",
+    "entry_names",
+    "has_async_methods",
+    "host_class",
+    "hosted",
+    "raised_cause",
+    "run_function",
+]
+
+# Entry points are named ENTRY_PREFIX + the method's name: never one of the
+# host's own methods (call, ready, close, skip) nor one of Ray's (_ray_*, __ray_*__).
+ENTRY_PREFIX = "m_"
+
+
+class _Raised(Exception):
+    """Carries a ``SystemExit``/``KeyboardInterrupt`` out of the actor.
+
+    Raised as itself, Ray would take it as the actor exiting; wrapped, it fails
+    only that call and the driver unwraps it.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
+
+class _SyncHost:
+    """The actor of a class without ``async def`` methods: one call at a time, in order."""
+
+    def __init__(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limits: Any = None,
+    ) -> None:
+        self._error: BaseException | None = None
+        self._instance: Any = None
+        try:
+            self._instance = construct(cls, args, kwargs, limits)
+        except BaseException as exc:  # reported by ready(), so the driver sees its type
+            self._error = exc
+
+    def ready(self) -> None:
+        if self._error is not None:
+            _raise(self._error)
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._error is not None:
+            _raise(self._error)
+        try:
+            result = getattr(self._instance, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Raised(exc) from None
+        return result
+
+    def close(self) -> None:
+        hook = getattr(self._instance, "stop", None)
+        if self._error is None and callable(hook):
+            result = hook()
+            if inspect.isawaitable(result):
+                asyncio.run(_awaited(result))
+
+
+class _AsyncHost(_SyncHost):
+    """The actor of a class with ``async def`` methods: they run concurrently on its loop.
+
+    Ray may hand an async actor its calls out of order; each call carries its
+    submission number and starts only after its predecessor started, so plain
+    methods run, and ``async def`` methods begin, in submission order.  A call
+    whose predecessor never comes (lost in a restart) waits at most
+    ``_ORDER_WAIT`` seconds.
+    """
+
+    _ORDER_WAIT = 10.0
+
+    async def call(self, method: str, seq: int, /, *args: Any, **kwargs: Any) -> Any:
+        if self._error is not None:
+            _raise(self._error)
+        await self._turn(seq)
+        try:
+            try:
+                result = getattr(self._instance, method)(*args, **kwargs)
+            finally:
+                self.skip(seq)  # the next call may start once this one has begun
+            if inspect.isawaitable(result):
+                result = await result
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Raised(exc) from None
+        return result
+
+    async def _turn(self, seq: int) -> None:
+        waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
+        # Numbers start at 0 per worker: the first call to arrive waits for 0.
+        expected = self.__dict__.setdefault("_next", 0)
+        if seq <= expected:
+            return
+        event = waiters[seq] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), self._ORDER_WAIT)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters.pop(seq, None)
+
+    def skip(self, seq: int) -> None:
+        """Mark call ``seq`` as begun (or as never coming): its successor may start."""
+        if seq >= self.__dict__.get("_next", 0):
+            self._next = seq + 1
+            event = self.__dict__.get("_waiters", {}).get(seq + 1)
+            if event is not None:
+                event.set()
+
+    async def close(self) -> None:  # type: ignore[override]
+        hook = getattr(self._instance, "stop", None)
+        if self._error is None and callable(hook):
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def raised_cause(cause: Any) -> Any:
+    """The ``SystemExit``/``KeyboardInterrupt`` a :class:`_Raised` carries, else ``cause``."""
+    return cause.exc if isinstance(cause, _Raised) else cause
+
+
+def _raise(exc: BaseException) -> None:
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        raise _Raised(exc)
+    raise exc
+
+
+def has_async_methods(cls: type[Any]) -> bool:
+    """True when ``cls`` has an ``async def`` method: it is hosted by an async actor."""
+    return any(
+        inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value)
+        for name, value in inspect.getmembers(cls)
+        if not name.startswith("__")
+    )
+
+
+# ---------------------------------------------------------------------------
+# One actor class per user class, with an entry point per method
+# ---------------------------------------------------------------------------
+
+
+def entry_names(cls: type[Any]) -> frozenset[str]:
+    """The methods of ``cls`` that get an entry point: its public callables."""
+    return frozenset(
+        name
+        for name, value in inspect.getmembers(cls)
+        if not name.startswith("_") and name.isidentifier() and callable(value)
+    )
+
+
+def _sync_entry(method: str) -> Callable[..., Any]:
+    def entry(self: _SyncHost, /, *args: Any, **kwargs: Any) -> Any:
+        return self.call(method, *args, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = ENTRY_PREFIX + method
+    return entry
+
+
+def _async_entry(method: str) -> Callable[..., Any]:
+    async def entry(self: _AsyncHost, seq: int, /, *args: Any, **kwargs: Any) -> Any:
+        return await self.call(method, seq, *args, **kwargs)
+
+    entry.__name__ = entry.__qualname__ = ENTRY_PREFIX + method
+    return entry
+
+
+def host_class(cls: type[Any]) -> type[_SyncHost]:
+    """The hosting class for ``cls``: its host base plus an entry point per method.
+
+    Named after ``cls``, so that Ray's errors and listings show the user's class.
+    """
+    is_async = has_async_methods(cls)
+    base: type[_SyncHost] = _AsyncHost if is_async else _SyncHost
+    make = _async_entry if is_async else _sync_entry
+    namespace: dict[str, Any] = {ENTRY_PREFIX + m: make(m) for m in entry_names(cls)}
+    namespace["__module__"] = __name__
+    namespace["__qualname__"] = cls.__qualname__
+    return type(cls.__name__, (base,), namespace)
+
+
+class Hosted(NamedTuple):
+    """What the driver needs to call the actor of one user class."""
+
+    actor_class: Any  # Ray's ActorClass of host_class(cls)
+    entries: frozenset[str]  # the methods with an entry point m_<name>
+    ordered: bool  # an async host: every call carries its sequence number
+
+
+# One Ray ActorClass per user class: Ray exports its definition once.  Weak keys:
+# a class that goes away takes its actor class with it.
+_hosted: weakref.WeakKeyDictionary[type[Any], Hosted] = weakref.WeakKeyDictionary()
+
+
+def hosted(ray: Any, cls: type[Any]) -> Hosted:
+    """The Ray ``ActorClass`` hosting instances of ``cls`` (made once per class)."""
+    hosted = _hosted.get(cls)
+    if hosted is None:
+        host = host_class(cls)
+        hosted = Hosted(ray.remote(host), entry_names(cls), issubclass(host, _AsyncHost))
+        _hosted[cls] = hosted
+    return hosted
+
+
+# ---------------------------------------------------------------------------
+# Functions as Ray tasks (TaskWorker)
+# ---------------------------------------------------------------------------
+
+
+def run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)`` in a Ray task (``async def`` functions to completion)."""
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _Raised(exc) from None
+    return result

@@ -1,0 +1,261 @@
+"""Ray mode, calls in flight: each call an ``ObjectRef``, finished on Ray's thread.
+
+:class:`RefCalls` is what a Ray worker and the task runner share: it submits a
+call (``_remote`` is theirs), keeps the pending refs, and finishes each call's
+future from the callback Ray runs, on its own thread, when the ref is ready.
+Ray's exceptions are mapped to the user's own and to aioconc's here too
+(:func:`map_error`).
+
+Ray's callback thread must not call back into Ray (see :data:`in_callback`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import weakref
+from typing import Any
+
+from .._call import Call
+from .._exceptions import SerializationError, WorkerCrashedError
+from .._future import CancelledError, Future
+from .._runtime import background_loop, inbox_for
+from .._unwrap import defer, needs_unwrap
+from ._base import Capabilities
+from ._ray_actor import raised_cause
+
+__all__ = [
+    "RefCalls",
+    "in_callback",
+    "map_error",
+    "object_ref_of",
+    "off_ray_thread",
+    "on_ray_thread",
+    "ray_cancel",
+    "serialization_error",
+]
+
+
+# Ray's completion callbacks run on a thread of Ray's core worker, which must not
+# call back into Ray (ray.kill, .remote() there can deadlock the core worker).
+# Work that needs Ray and may be reached from such a callback (including user
+# done-callbacks of our futures) is relayed to aioconc's background loop.
+in_callback = threading.local()
+
+
+def off_ray_thread(fn: Any, *args: Any) -> None:
+    """Run ``fn(*args)`` now, or on the background loop when on Ray's callback thread."""
+    if getattr(in_callback, "active", False):
+        inbox_for(background_loop()).post(fn, *args)
+    else:
+        fn(*args)
+
+
+def on_ray_thread(fn: Any) -> Any:
+    """Wrap a callback given to Ray so that Ray API calls made under it are relayed."""
+
+    def callback(*args: Any) -> None:
+        in_callback.active = True
+        try:
+            fn(*args)
+        finally:
+            in_callback.active = False
+
+    return callback
+
+
+# ObjectRef of each Ray-mode future, for as long as the future lives: a future
+# passed to another Ray worker travels as its ref (see RayWorker.dispatch).
+_refs: weakref.WeakKeyDictionary[Future[Any], Any] = weakref.WeakKeyDictionary()
+
+
+def object_ref_of(future: Future[Any]) -> Any:
+    """The ``ObjectRef`` behind a Ray-mode future, or None for any other future."""
+    return _refs.get(future)
+
+
+# ---------------------------------------------------------------------------
+# Errors: Ray's exceptions mapped to the user's own and to aioconc's
+# ---------------------------------------------------------------------------
+
+
+def map_error(exc: BaseException, worker: str) -> BaseException:
+    """The exception a call's future fails with, for what Ray raised.
+
+    A user exception comes back as its own type, with the remote traceback as a
+    note; a dead actor is :class:`WorkerCrashedError`; a cancelled Ray task is
+    ``CancelledError``.  Anything else is passed on unchanged.
+    """
+    import ray.exceptions as rex
+
+    if isinstance(exc, rex.RayTaskError):
+        cause = raised_cause(exc.cause)
+        if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
+            return map_error(cause, worker)
+        if isinstance(cause, BaseException):
+            if hasattr(cause, "add_note"):
+                # str() of Ray's error is the remote traceback.
+                cause.add_note(f"Remote traceback (Ray, worker {worker}):\n{exc}")
+            return cause
+        return exc
+    if isinstance(exc, rex.RayActorError):
+        crashed = WorkerCrashedError(
+            f"the Ray actor of worker {worker} died: {exc}",
+            worker=worker,
+            pid=getattr(exc, "pid", None),
+        )
+        crashed.__cause__ = exc
+        return crashed
+    if isinstance(exc, rex.TaskCancelledError):
+        return CancelledError()
+    return exc
+
+
+def serialization_error(exc: Exception, what: str) -> BaseException:
+    """What to raise for ``exc`` raised while Ray serialised ``what``.
+
+    A pickling failure becomes :class:`SerializationError` (naming ``what``);
+    anything else is ``exc`` itself.
+    """
+    if isinstance(exc, (TypeError, AttributeError)) or "pickl" in str(exc).lower():
+        err = SerializationError(f"{what} could not be serialised for ray mode: {exc}")
+        err.__cause__ = exc
+        return err
+    return exc
+
+
+def _with_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """``args``/``kwargs`` with top-level Ray-mode futures replaced by their ObjectRefs."""
+    refs = _refs
+    new_args = tuple(refs.get(a, a) if isinstance(a, Future) else a for a in args)
+    new_kwargs = {k: refs.get(v, v) if isinstance(v, Future) else v for k, v in kwargs.items()}
+    return new_args, new_kwargs
+
+
+# ---------------------------------------------------------------------------
+# Calls in flight
+# ---------------------------------------------------------------------------
+
+
+class RefCalls:
+    """What the worker and the task runner share: pending refs, completion, closing."""
+
+    capabilities = Capabilities(
+        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
+    )
+
+    def __init__(self, ray: Any, name: str, unwrap: bool) -> None:
+        self.ready: Future[None] = Future()
+        self.closed: Future[None] = Future()
+        self._name = name
+        self._unwrap = unwrap
+        self._pending: dict[Future[Any], Any] = {}
+        self._closing = False
+        self._drain_begun = False
+        self._lock = threading.Lock()
+        # What a ref's completion callback gets when the call failed: a RayError
+        # (a value of any other type is the call's result); through Ray Client,
+        # any exception (a lost connection too).
+        client = ray.util.client.ray.is_connected()
+        self._failed: type[BaseException] = Exception if client else ray.exceptions.RayError
+
+    @property
+    def home(self) -> asyncio.AbstractEventLoop | None:
+        return None  # completions arrive on Ray's thread; nothing runs on a loop
+
+    def dispatch(self, call: Call) -> None:
+        """Submit ``call`` to Ray; thread-safe and non-blocking."""
+        args, kwargs = call.args, call.kwargs
+        if self._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
+            args, kwargs = _with_refs(args, kwargs)
+            if needs_unwrap(args, kwargs):  # futures of other modes, or nested ones
+                defer(Call(call.method, args, kwargs, call.future, call.timeout), self._submit)
+                return
+            call = Call(call.method, args, kwargs, call.future, call.timeout)
+        self._submit(call)
+
+    def _submit(self, call: Call) -> None:
+        if getattr(in_callback, "active", False):  # e.g. a deferred call released by a ref
+            inbox_for(background_loop()).post(self._submit, call)
+            return
+        fut = call.future
+        if self._closing:
+            fut._set_cancelled()
+            return
+        if not fut._start():
+            return  # cancelled before it was submitted: never runs
+        try:
+            ref = self._remote(call)
+        except Exception as exc:
+            fut._set_exception(serialization_error(exc, f"an argument of {call.method}()"))
+            return
+        self._pending[fut] = ref
+        _refs[fut] = ref
+        # Ray hands the value (or the RayError the call failed with) to this
+        # callback on its own thread.  ref.future() would first wrap it in a
+        # concurrent.futures.Future: about a third of the driver's cost per call.
+        ref._on_completed(functools.partial(self._complete, fut))
+
+    def _remote(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    def _complete(self, fut: Future[Any], value: Any) -> None:
+        # Runs on Ray's callback thread (see in_callback); the flag is set here
+        # rather than by a wrapper, to keep the per-call cost down.
+        in_callback.active = True
+        try:
+            self._pending.pop(fut, None)
+            if isinstance(value, self._failed):
+                exc = value
+                try:
+                    exc = map_error(value, self._name)
+                finally:  # whatever happens, the call ends
+                    fut._set_exception(exc)
+            else:
+                fut._set_result(value)
+            if self._closing and not self._pending:
+                off_ray_thread(self._drain)
+        finally:
+            in_callback.active = False
+
+    def _drain(self) -> None:
+        # begin_close and the last completion can both find nothing pending
+        # (the completion's check may follow begin_close's): end only once.
+        with self._lock:
+            if self._drain_begun:
+                return
+            self._drain_begun = True
+        self._drained()
+
+    def _drained(self) -> None:
+        self.closed._set_result(None)
+
+    def _cancel_pending(self) -> None:
+        for fut in self._pending.copy():
+            fut._set_cancelled()
+        self._pending.clear()
+
+    def begin_close(self, graceful: bool) -> None:
+        """Stop taking calls; graceful: let submitted calls finish, else cancel them."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        if not graceful:
+            self._cancel_pending()
+        if not self._pending:
+            self._drain()
+
+    def force_close(self) -> None:
+        """End everything now: cancel what is pending and release Ray's side."""
+        self._closing = True
+        self._cancel_pending()
+        self.closed._set_result(None)
+
+
+def ray_cancel(ref: Any) -> None:
+    """Ask Ray to drop the task or actor call behind ``ref``."""
+    import ray
+
+    ray.cancel(ref)

@@ -1,7 +1,9 @@
 """The ``future_factory`` fixture shared by the wait/gather tests.
 
 ``make(value=None, exc=None, delay=0.0)`` returns a library future finished
-``delay`` seconds later with ``value`` or ``exc``.  It is parametrized: futures
+with ``value`` or ``exc`` after ``delay`` seconds or as soon as the test opens
+the ``gate``, whichever comes first (tests that need an order open the gate
+when the earlier future is done, rather than trusting a delay).  It is parametrized: futures
 finished from a timer thread, and futures made by real workers in asyncio,
 thread and process mode (one worker per future, so delays overlap; in process
 mode instant calls share one worker).  Sync mode is left out: its futures are
@@ -27,7 +29,11 @@ from aioconc._proxy import WorkerHandle
 MakeFuture = Callable[..., Future[Any]]
 
 
-def _finish(future: Future[Any], value: Any, exc: BaseException | None) -> None:
+def _finish(
+    future: Future[Any], value: Any, exc: BaseException | None, gate: Any, delay: float
+) -> None:
+    if delay:
+        gate.wait(delay)
     if exc is not None:
         future._set_exception(exc)
     else:
@@ -47,7 +53,7 @@ class Producer(Worker):
 
     async def aproduce(self, value: Any, exc: BaseException | None, delay: float) -> Any:
         if delay:
-            await asyncio.sleep(delay)
+            await asyncio.to_thread(self.gate.wait, delay)
         if exc is not None:
             raise exc
         return value
@@ -58,7 +64,6 @@ def future_factory(request: pytest.FixtureRequest, gate: threading.Event) -> Ite
     # ``gate`` (conftest) works across processes too; teardown opens it.
     kind: str = request.param
     made: list[Future[Any]] = []
-    timers: list[threading.Timer] = []
     workers: list[WorkerHandle] = []
     instant: list[WorkerHandle] = []
 
@@ -67,10 +72,9 @@ def future_factory(request: pytest.FixtureRequest, gate: threading.Event) -> Ite
     ) -> Future[Any]:
         if kind == "timer":
             future: Future[Any] = Future()
-            timer = threading.Timer(delay, _finish, (future, value, exc))
+            timer = threading.Thread(target=_finish, args=(future, value, exc, gate, delay))
             timer.daemon = True
             timer.start()
-            timers.append(timer)
         else:
             if kind == "processes" and exc is not None:
                 pytest.skip("an exception crosses the process boundary as a copy, not itself")
@@ -88,8 +92,6 @@ def future_factory(request: pytest.FixtureRequest, gate: threading.Event) -> Ite
 
     yield make
     gate.set()
-    for timer in timers:
-        timer.cancel()
     for future in made:
         future.cancel()
     for handle in workers:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -79,14 +81,22 @@ def test_timeout(future_factory: MakeFuture) -> None:
     assert time.monotonic() - start < 2.0
 
 
-def test_iter_yields_in_completion_order(future_factory: MakeFuture) -> None:
-    futures = [future_factory("late", delay=0.3), future_factory("early")]
-    assert list(gather(futures, iter=True)) == [(1, "early"), (0, "late")]
+def _in_order(pairs: Iterator[Any], gate: threading.Event) -> list[Any]:
+    """What ``pairs`` yields; the delayed futures finish (``gate``) only once the
+    first item is out, so "completion order" does not depend on timing."""
+    first = next(pairs)
+    gate.set()
+    return [first, *pairs]
 
 
-def test_iter_dict_yields_keys(future_factory: MakeFuture) -> None:
-    pairs = gather({"a": future_factory(1, delay=0.3), "b": future_factory(2)}, iter=True)
-    assert list(pairs) == [("b", 2), ("a", 1)]
+def test_iter_yields_in_completion_order(future_factory: MakeFuture, gate: threading.Event) -> None:
+    futures = [future_factory("late", delay=SLOW), future_factory("early")]
+    assert _in_order(gather(futures, iter=True), gate) == [(1, "early"), (0, "late")]
+
+
+def test_iter_dict_yields_keys(future_factory: MakeFuture, gate: threading.Event) -> None:
+    pairs = gather({"a": future_factory(1, delay=SLOW), "b": future_factory(2)}, iter=True)
+    assert _in_order(pairs, gate) == [("b", 2), ("a", 1)]
 
 
 def test_iter_raises_on_first_failure(future_factory: MakeFuture) -> None:
@@ -95,10 +105,11 @@ def test_iter_raises_on_first_failure(future_factory: MakeFuture) -> None:
         next(pairs)
 
 
-def test_iter_return_exceptions(future_factory: MakeFuture) -> None:
+def test_iter_return_exceptions(future_factory: MakeFuture, gate: threading.Event) -> None:
     error = KeyError("k")
-    futures = [future_factory(exc=error), future_factory(2, delay=0.3)]
-    assert list(gather(futures, iter=True, return_exceptions=True)) == [(0, error), (1, 2)]
+    futures = [future_factory(exc=error), future_factory(2, delay=SLOW)]
+    pairs = gather(futures, iter=True, return_exceptions=True)
+    assert _in_order(pairs, gate) == [(0, error), (1, 2)]
 
 
 def test_iter_timeout(future_factory: MakeFuture) -> None:
@@ -120,9 +131,10 @@ def test_recurse_keeps_nested_shapes(future_factory: MakeFuture) -> None:
     assert gather({"k": [f[0], {"z": f[1]}]}, recurse=True) == {"k": [0, {"z": 1}]}
 
 
-def test_recurse_iter_yields_paths(future_factory: MakeFuture) -> None:
-    nested = [[future_factory(1)], {"x": future_factory(2, delay=0.2)}]
-    assert list(gather(nested, recurse=True, iter=True)) == [((0, 0), 1), ((1, "x"), 2)]
+def test_recurse_iter_yields_paths(future_factory: MakeFuture, gate: threading.Event) -> None:
+    nested = [[future_factory(1)], {"x": future_factory(2, delay=SLOW)}]
+    pairs = gather(nested, recurse=True, iter=True)
+    assert _in_order(pairs, gate) == [((0, 0), 1), ((1, "x"), 2)]
 
 
 def test_without_recurse_nested_lists_are_values(future_factory: MakeFuture) -> None:

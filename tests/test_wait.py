@@ -98,10 +98,13 @@ def test_first_exception_ignores_cancellation(future_factory: MakeFuture) -> Non
         wait([cancelled, slow], return_when=FIRST_EXCEPTION, timeout=0.1)
 
 
-def test_timeout_raises_and_future_finishes_later(future_factory: MakeFuture) -> None:
-    later = future_factory("later", delay=0.3)
+def test_timeout_raises_and_future_finishes_later(
+    future_factory: MakeFuture, gate: threading.Event
+) -> None:
+    later = future_factory("later", delay=SLOW)
     with pytest.raises(TimeoutError):
         wait([later], timeout=0.05)
+    gate.set()
     assert later.result(timeout=10) == "later"
 
 

@@ -1,6 +1,7 @@
 """Process mode: aioconc vs a raw pipelined ``multiprocessing.Pipe`` vs concurry.
 
-Figures (best of 3, one run, same machine):
+Figures (best of 3 rounds -- 5 without ``--quick`` -- in which the subjects take
+turns, so that a load spike on a shared machine falls on all of them alike):
 
 * burst: submit N calls to one worker, then collect every result (calls/s);
 * round trip: one call and its result, one at a time (µs);
@@ -22,12 +23,12 @@ The ``__main__`` guard is for multiprocessing and concurry; aioconc needs none.
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,51 +42,89 @@ def _echo_child(conn: Any) -> None:
         conn.send(msg[1][0])
 
 
-def _best(fn: Callable[[], float], repeat: int = 3, *, low: bool = False) -> float:
-    values = [fn() for _ in range(repeat)]
-    return min(values) if low else max(values)
-
-
 # ---------------------------------------------------------------------------
-# raw Pipe
+# Subjects: one way each of making the same calls
 # ---------------------------------------------------------------------------
 
 
-def bench_raw(n_burst: int, n_rt: int) -> dict[str, float]:
-    ctx = multiprocessing.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    child = ctx.Process(target=_echo_child, args=(theirs,), daemon=True)
-    child.start()
-    ours.send(("f", (0,), {}))
-    ours.recv()
+class RawPipe:
+    """A child echoing over a ``multiprocessing.Pipe``: the raw primitive."""
 
-    def burst() -> float:
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, theirs = ctx.Pipe()
+        self.child = ctx.Process(target=_echo_child, args=(theirs,), daemon=True)
+        self.child.start()
+        self.conn.send(("f", (0,), {}))
+        self.conn.recv()
+
+    def burst(self, n: int) -> float:
+        conn = self.conn
         t0 = time.perf_counter()
-        sender = threading.Thread(
-            target=lambda: [ours.send(("f", (i,), {})) for i in range(n_burst)]
-        )
+
+        def send_all() -> None:
+            for i in range(n):
+                conn.send(("f", (i,), {}))
+
+        sender = threading.Thread(target=send_all)
         sender.start()
-        for _ in range(n_burst):
-            ours.recv()
+        for _ in range(n):
+            conn.recv()
         sender.join()
-        return n_burst / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0)
 
-    def round_trip() -> float:
+    def round_trip(self, n: int) -> float:
+        conn = self.conn
         t0 = time.perf_counter()
-        for i in range(n_rt):
-            ours.send(("f", (i,), {}))
-            ours.recv()
-        return (time.perf_counter() - t0) / n_rt * 1e6
+        for i in range(n):
+            conn.send(("f", (i,), {}))
+            conn.recv()
+        return (time.perf_counter() - t0) / n * 1e6
 
-    out = {"burst": _best(burst), "rt": _best(round_trip, low=True)}
-    ours.send(None)
-    child.join(10)
-    return out
+    def close(self) -> None:
+        self.conn.send(None)
+        self.child.join(10)
 
 
-# ---------------------------------------------------------------------------
-# aioconc
-# ---------------------------------------------------------------------------
+class Handle:
+    """A worker handle of aioconc or concurry (the same calls, the same API)."""
+
+    def __init__(self, cls: Any, **options: Any) -> None:
+        self.cls, self.options = cls, options
+        t0 = time.perf_counter()
+        self.handle = self.start()
+        # The first worker of the process: for aioconc it also starts the fork server.
+        self.first = (time.perf_counter() - t0) * 1e3
+
+    def start(self) -> Any:
+        handle = self.cls.options(mode="process", **self.options).init()
+        handle.f(0).result()
+        return handle
+
+    def start_up(self) -> float:
+        t0 = time.perf_counter()
+        handle = self.start()
+        elapsed = (time.perf_counter() - t0) * 1e3
+        handle.stop()
+        return elapsed
+
+    def burst(self, n: int) -> float:
+        f = self.handle.f
+        t0 = time.perf_counter()
+        futures = [f(i) for i in range(n)]
+        for fut in futures:
+            fut.result()
+        return n / (time.perf_counter() - t0)
+
+    def round_trip(self, n: int) -> float:
+        f = self.handle.f
+        t0 = time.perf_counter()
+        for i in range(n):
+            f(i).result()
+        return (time.perf_counter() - t0) / n * 1e6
+
+    def close(self) -> None:
+        self.handle.stop()
 
 
 def _aioconc_class() -> Any:
@@ -96,52 +135,6 @@ def _aioconc_class() -> Any:
             return x
 
     return Echo
-
-
-def bench_aioconc(n_burst: int, n_rt: int, **options: Any) -> dict[str, float]:
-    echo = _aioconc_class()
-
-    def start() -> float:
-        t0 = time.perf_counter()
-        handle = echo.options(mode="process", **options).init()
-        handle.f(0).result()
-        elapsed = (time.perf_counter() - t0) * 1e3
-        handle.stop()
-        return elapsed
-
-    t0 = time.perf_counter()
-    handle = echo.options(mode="process", **options).init()
-    handle.f(0).result()
-    first = (time.perf_counter() - t0) * 1e3  # the first worker also starts the fork server
-
-    def burst() -> float:
-        t0 = time.perf_counter()
-        futures = [handle.f(i) for i in range(n_burst)]
-        for fut in futures:
-            fut.result()
-        return n_burst / (time.perf_counter() - t0)
-
-    def round_trip() -> float:
-        t0 = time.perf_counter()
-        for i in range(n_rt):
-            handle.f(i).result()
-        return (time.perf_counter() - t0) / n_rt * 1e6
-
-    out = {"burst": _best(burst), "rt": _best(round_trip, low=True), "first": first}
-    handle.stop()
-    out["start"] = _best(start, low=True)
-    return out
-
-
-# ---------------------------------------------------------------------------
-# concurry
-# ---------------------------------------------------------------------------
-
-
-def _concurry_class() -> Any:
-    if ConcurryEcho is None:
-        raise ImportError("concurry is not installed")
-    return ConcurryEcho
 
 
 try:  # at module level: concurry's children import it from here by name
@@ -155,39 +148,22 @@ except ImportError:  # pragma: no cover - concurry is optional
     ConcurryEcho = None  # type: ignore[assignment,misc]
 
 
-def bench_concurry(n_burst: int, n_rt: int) -> dict[str, float]:
-    echo = _concurry_class()
-
-    def start() -> float:
-        t0 = time.perf_counter()
-        handle = echo.options(mode="process").init()
-        handle.f(0).result()
-        elapsed = (time.perf_counter() - t0) * 1e3
-        handle.stop()
-        return elapsed
-
-    t0 = time.perf_counter()
-    handle = echo.options(mode="process").init()
-    handle.f(0).result()
-    first = (time.perf_counter() - t0) * 1e3
-
-    def burst() -> float:
-        t0 = time.perf_counter()
-        futures = [handle.f(i) for i in range(n_burst)]
-        for fut in futures:
-            fut.result()
-        return n_burst / (time.perf_counter() - t0)
-
-    def round_trip() -> float:
-        t0 = time.perf_counter()
-        for i in range(n_rt):
-            handle.f(i).result()
-        return (time.perf_counter() - t0) / n_rt * 1e6
-
-    out = {"burst": _best(burst), "rt": _best(round_trip, low=True), "first": first}
-    handle.stop()
-    out["start"] = _best(start, low=True)
-    return out
+def measure(subjects: dict[str, Any], sizes: dict[str, tuple[int, int]], rounds: int) -> Any:
+    """Best burst and round trip of each subject over ``rounds`` rounds in which
+    the subjects take turns, so a load spike falls on all of them alike."""
+    best: dict[str, dict[str, float]] = {name: {"burst": 0.0, "rt": math.inf} for name in subjects}
+    for _ in range(rounds):
+        for name, subject in subjects.items():
+            n_burst, n_rt = sizes[name]
+            best[name]["burst"] = max(best[name]["burst"], subject.burst(n_burst))
+            best[name]["rt"] = min(best[name]["rt"], subject.round_trip(n_rt))
+    for name, subject in subjects.items():
+        if isinstance(subject, Handle):
+            best[name]["first"] = subject.first
+        subject.close()
+        if isinstance(subject, Handle):
+            best[name]["start"] = min(subject.start_up() for _ in range(3))
+    return best
 
 
 # ---------------------------------------------------------------------------
@@ -201,15 +177,18 @@ def main() -> None:
     parser.add_argument("--no-concurry", action="store_true", help="skip concurry")
     args = parser.parse_args()
     n_burst, n_rt = (5000, 500) if args.quick else (50000, 3000)
-    raw = bench_raw(n_burst, n_rt)
-    ours = bench_aioconc(n_burst, n_rt)
-    direct = bench_aioconc(n_burst, n_rt, max_queued_tasks=0)
-    theirs: dict[str, float] | None = None
-    if not args.no_concurry:
-        try:
-            theirs = bench_concurry(max(n_burst // 50, 100), max(n_rt // 10, 50))
-        except ImportError:
-            theirs = None
+    echo = _aioconc_class()
+    subjects: dict[str, Any] = {
+        "aioconc": Handle(echo),  # first: its first worker starts the fork server
+        "raw": RawPipe(),
+        "direct": Handle(echo, max_queued_tasks=0),
+    }
+    sizes = dict.fromkeys(subjects, (n_burst, n_rt))
+    if not args.no_concurry and ConcurryEcho is not None:
+        subjects["concurry"] = Handle(ConcurryEcho)
+        sizes["concurry"] = (max(n_burst // 50, 100), max(n_rt // 10, 50))
+    best = measure(subjects, sizes, rounds=3 if args.quick else 5)
+    raw, ours, direct, theirs = best["raw"], best["aioconc"], best["direct"], best.get("concurry")
 
     print(f"{'':28}{'burst calls/s':>15}{'round trip us':>15}{'start-up ms':>13}{'first':>9}")
     rows: list[tuple[str, dict[str, float] | None]] = [

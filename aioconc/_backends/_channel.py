@@ -83,6 +83,7 @@ class Channel:
         self.async_waiters: dict[int, tuple[Any, Any]] = {}  # id -> (loop, future)
         self.abandoned: dict[int, tuple[Any, ...]] = {}  # id -> request, reply unwanted
         self.watching: dict[Any, int] = {}  # loop -> async waiters reading through it
+        self.sleepers = 0  # threads waiting in pump() for the reading role
 
     def take(self, frames: list[tuple[int, bytes]]) -> None:
         raise NotImplementedError
@@ -92,14 +93,23 @@ class Channel:
     def pump(self, done: Any) -> None:
         """Read until ``done()`` or EOF, taking turns with other reading threads."""
         cond = self.cond
-        while True:
+        while not (done() or self.eof):
+            if self.rlock.acquire(blocking=False):  # the usual case: nobody else reads
+                self.read_once(0)
+                continue
             with cond:
-                while not (done() or self.eof):
-                    if self.rlock.acquire(blocking=False):
-                        break
-                    cond.wait()
-                else:
-                    return
+                # Counted before trying again, so a reader leaving meanwhile
+                # either lets this try succeed or sees the count and notifies.
+                self.sleepers += 1
+                try:
+                    while not (done() or self.eof):
+                        if self.rlock.acquire(blocking=False):
+                            break
+                        cond.wait()
+                    else:
+                        return
+                finally:
+                    self.sleepers -= 1
             self.read_once(0)
 
     def read_once(self, flags: int) -> None:
@@ -116,11 +126,12 @@ class Channel:
             else:
                 self.take(frames)
         finally:
-            with self.cond:
-                self.rlock.release()
-                if self.eof:
-                    self.fail_requests()
-                self.cond.notify_all()
+            self.rlock.release()
+            if self.sleepers or self.eof:
+                with self.cond:
+                    if self.eof:
+                        self.fail_requests()
+                    self.cond.notify_all()
 
     # -- requests to the parent ----------------------------------------------
 

@@ -225,6 +225,8 @@ class ProcessWorker:
         """Every new call joins the held ones; as many as the child has room for
         leave, highest priority first, FIFO within a level (lock held)."""
         held, seq = self._held, self._held_seq
+        if not held and len(calls) == 1 and len(self._pending) < self._cap:
+            return calls  # one call with room for it (every sequential round trip)
         for call in calls:
             heapq.heappush(held, (call.future.priority, next(seq), call))
         room = self._cap - len(self._pending)

@@ -550,3 +550,30 @@ def test_task_worker_map_and_task_on_ray() -> None:
 
     with double:
         assert double(21).result(120) == 42
+
+
+def test_completions_through_ref_future_when_ray_lacks_the_direct_callback() -> None:
+    # The public route (ObjectRef.future()) finishes calls exactly as the direct one.
+    import concurrent.futures
+
+    handle = Remote.options(mode="ray").init()
+    try:
+        backend_worker = handle._worker
+        outcomes: list[Any] = []
+        for value, error in (
+            ("value", None),
+            (None, ray.exceptions.RayTaskError("m", "tb", KeyError("k"))),
+            (None, OSError("not one of Ray's")),
+        ):
+            done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            if error is None:
+                done.set_result(value)
+            else:
+                done.set_exception(error)
+            fut: Any = Future()
+            fut._start()
+            backend_worker._complete_future(fut, done)
+            outcomes.append(fut.result() if error is None else type(fut.exception()))
+        assert outcomes == ["value", KeyError, OSError]
+    finally:
+        handle.stop()

@@ -195,7 +195,13 @@ class RefCalls:
         # Ray hands the value (or the RayError the call failed with) to this
         # callback on its own thread.  ref.future() would first wrap it in a
         # concurrent.futures.Future: about a third of the driver's cost per call.
-        ref._on_completed(functools.partial(self._complete, fut))
+        # _on_completed is what ref.future() uses inside Ray; should a Ray
+        # release drop it, the public route still works.
+        on_completed = getattr(ref, "_on_completed", None)
+        if on_completed is not None:
+            on_completed(functools.partial(self._complete, fut))
+        else:
+            ref.future().add_done_callback(functools.partial(self._complete_future, fut))
 
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
@@ -214,6 +220,20 @@ class RefCalls:
                     fut._set_exception(exc)
             else:
                 fut._set_result(value)
+            if self._closing and not self._pending:
+                off_ray_thread(self._drain)
+        finally:
+            in_callback.active = False
+
+    def _complete_future(self, fut: Future[Any], done: Any) -> None:
+        exc = done.exception()
+        if exc is None or isinstance(exc, self._failed):
+            self._complete(fut, done.result() if exc is None else exc)
+            return
+        in_callback.active = True
+        try:  # not one of Ray's errors, yet the call failed with it
+            self._pending.pop(fut, None)
+            fut._set_exception(exc)
             if self._closing and not self._pending:
                 off_ray_thread(self._drain)
         finally:

@@ -253,6 +253,17 @@ def test_timeout_try_acquire_and_an_abandoned_wait_in_a_process_worker() -> None
         assert handle.available().result(30) == 1
 
 
+def test_the_parent_sees_a_childs_release_before_that_calls_result() -> None:
+    # Whichever thread reads the socket serves the release before the result.
+    slots = _slot_set()
+    with Slots.options(mode="process", limits=slots).init() as handle:
+        for _ in range(50):
+            assert handle.take().result(30) is True
+            acquisition = slots.try_acquire()
+            assert acquisition.successful
+            acquisition.release()
+
+
 def test_a_shared_set_reaches_a_process_worker_as_a_constructor_argument() -> None:
     spare = _slot_set()
     with Slots.options(mode="process").init(spare) as handle:

@@ -128,7 +128,7 @@ class ProcessWorker:
                 "use 'cloudpickle'"
             )
         # Shared limit sets stay here; the child gets clients that ask this server.
-        self._limit_server = LimitServer(self._send_limit_reply)
+        self._limit_server = LimitServer(self._send_limit_reply, self._inbox.post)
         try:
             with exporting(self._limit_server.export):
                 blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits))
@@ -295,7 +295,8 @@ class ProcessWorker:
             self._inbox.post(self._start_writing)
 
     def _serve_limits(self, body: bytes) -> None:
-        """On the loop: one request of the child to the shared limits it was given."""
+        """One request of the child to the shared limits it was given (in the
+        thread that read it)."""
         try:
             self._limit_server.handle(body)
         except Exception:

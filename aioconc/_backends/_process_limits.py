@@ -18,7 +18,8 @@ across every worker using the set.
 A coroutine in the child that is cancelled while it waits sends ``abandon``:
 the parent stops waiting for it.  When a worker process dies, what it held
 (ResourceLimit units) is released, so a crash leaks no capacity; rate units it
-took stay spent, as they would have been.
+took stay spent, as they would have been.  A request is served by whichever
+thread reads it from the socket (see :class:`LimitServer`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncio
 import collections
 import pickle
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,17 +45,25 @@ Amounts = Mapping[str, float]
 class LimitServer:
     """The parent's end: serves the shared sets one process worker was given.
 
-    ``send(reply_body)`` writes a ``LIMIT_REPLY`` frame to that worker; ``handle``
-    and ``close`` run on the background loop.
+    ``send(reply_body)`` writes a ``LIMIT_REPLY`` frame to that worker;
+    ``post(fn, *args)`` runs ``fn`` on the background loop, in order.
+    ``handle`` runs in whichever thread read the request (the loop, or a thread
+    waiting in ``result()``): releases, refunds, ``try_acquire`` and acquires
+    that fit at once are served there, so the parent sees a child's release
+    before that call's result; waits, and whatever follows a wait not yet
+    queued, go to the loop in the order sent.  ``close`` runs on the loop.
     """
 
-    def __init__(self, send: Callable[[bytes], None]) -> None:
+    def __init__(self, send: Callable[[bytes], None], post: Callable[..., None]) -> None:
         self._send = send
+        self._post = post
         self._sets: list[LimitSet] = []
-        self._waits: dict[int, asyncio.Task[None]] = {}
+        self._waits: dict[int, asyncio.Task[None]] = {}  # on the loop only
+        self._lock = threading.Lock()  # _held, _closed, _deferred
         # ResourceLimit units this worker holds, per set: given back if it dies.
         self._held: dict[int, collections.Counter[str]] = {}
         self._closed = False
+        self._deferred = 0  # requests posted to the loop and not yet served there
 
     def export(self, limit_set: LimitSet) -> tuple[Any, ...]:
         """How ``limit_set`` pickles into this worker (installed with ``exporting``).
@@ -71,48 +81,63 @@ class LimitServer:
             self._sets.append(limit_set)
         return (child_limit_set, (token, limit_set.limits, limit_set.config))
 
-    @property
-    def serving(self) -> bool:
-        """Whether this worker was given any shared set."""
-        return bool(self._sets)
-
     # -- requests ------------------------------------------------------------
 
     def handle(self, body: bytes) -> None:
         """Serve one request of the child (malformed input raises: the caller kills it)."""
-        if self._closed:
-            return  # read before the worker ended, served after: nobody to answer
         ident, payload = pickle.loads(body)
         op = payload[0]
-        if op == "abandon":
+        if op == "release":
+            token, amounts, used = payload[1], payload[2], payload[3]
+            if self._gave_back(token, amounts):
+                self._engine(token).release(amounts, used)
+        elif op == "stats":
+            self._reply(ident, True, self._engine(payload[1]).stats())
+        elif op in ("acquire", "try"):
+            with self._lock:
+                if self._closed:
+                    return  # read before the worker ended: nobody to answer
+                # FIFO: behind a wait not yet queued, a request waits its turn.
+                direct = not self._deferred
+                if not direct:
+                    self._deferred += 1
+            if not direct:
+                self._post(self._on_loop, ident, payload)
+            elif not self._take(ident, payload):
+                with self._lock:
+                    self._deferred += 1
+                self._post(self._on_loop, ident, payload)  # an acquire that must wait
+        elif op == "abandon":
+            with self._lock:
+                self._deferred += 1
+            self._post(self._on_loop, ident, payload)  # after the wait it ends
+        else:
+            raise ValueError(f"unknown limit request {op!r}")
+
+    def _take(self, ident: int, payload: tuple[Any, ...]) -> bool:
+        """Serve a try, or an acquire that fits now; False: the acquire must wait."""
+        op, token, amounts = payload[0], payload[1], payload[2]
+        taken = self._engine(token).try_acquire(amounts)
+        if op == "acquire" and not taken:
+            return False
+        if not taken or self._took(token, amounts):
+            self._reply(ident, True, None if op == "acquire" else taken)
+        return True
+
+    def _on_loop(self, ident: int, payload: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._deferred -= 1
+            if self._closed:
+                return
+        if payload[0] == "abandon":
             task = self._waits.get(payload[1])
             if task is not None:
                 task.cancel()
-            return
-        token = payload[1]
-        engine = self._engine(token)
-        if op == "acquire":
-            amounts, timeout = payload[2], payload[3]
-            if engine.try_acquire(amounts):
-                self._took(token, amounts)
-                self._reply(ident, True, None)
-            else:
-                self._waits[ident] = asyncio.get_running_loop().create_task(
-                    self._wait(ident, token, amounts, timeout)
-                )
-        elif op == "release":
-            amounts, used = payload[2], payload[3]
-            self._gave_back(token, amounts)
-            engine.release(amounts, used)
-        elif op == "try":
-            taken = engine.try_acquire(payload[2])
-            if taken:
-                self._took(token, payload[2])
-            self._reply(ident, True, taken)
-        elif op == "stats":
-            self._reply(ident, True, engine.stats())
-        else:
-            raise ValueError(f"unknown limit request {op!r}")
+        elif not self._take(ident, payload):
+            token, amounts, timeout = payload[1], payload[2], payload[3]
+            self._waits[ident] = asyncio.get_running_loop().create_task(
+                self._wait(ident, token, amounts, timeout)
+            )
 
     async def _wait(self, ident: int, token: int, amounts: Amounts, timeout: float | None) -> None:
         try:
@@ -122,11 +147,8 @@ class LimitServer:
         except asyncio.CancelledError:
             self._reply(ident, False, TimeoutError("the limit request was abandoned"))
         else:
-            if self._closed:  # the worker is gone: nobody will release this
-                self._engine(token).release(amounts, dict.fromkeys(amounts, 0))
-                return
-            self._took(token, amounts)
-            self._reply(ident, True, None)
+            if self._took(token, amounts):
+                self._reply(ident, True, None)
         finally:
             self._waits.pop(ident, None)
 
@@ -139,15 +161,26 @@ class LimitServer:
         if not self._closed:
             self._send(pickle.dumps((ident, ok, value), pickle.HIGHEST_PROTOCOL))
 
-    def _took(self, token: int, amounts: Amounts) -> None:
+    def _took(self, token: int, amounts: Amounts) -> bool:
+        """Record a grant; False when the worker is gone (the grant is given back)."""
         held = self._resources(token, amounts)
-        if held:
-            self._held.setdefault(token, collections.Counter()).update(held)
+        with self._lock:
+            if not self._closed:
+                if held:
+                    self._held.setdefault(token, collections.Counter()).update(held)
+                return True
+        self._engine(token).release(amounts, dict.fromkeys(amounts, 0))
+        return False
 
-    def _gave_back(self, token: int, amounts: Amounts) -> None:
+    def _gave_back(self, token: int, amounts: Amounts) -> bool:
+        """Record a release; False once closed (``close`` gave everything back)."""
         held = self._resources(token, amounts)
-        if held:
-            self._held.setdefault(token, collections.Counter()).subtract(held)
+        with self._lock:
+            if self._closed:
+                return False
+            if held:
+                self._held.setdefault(token, collections.Counter()).subtract(held)
+            return True
 
     def _resources(self, token: int, amounts: Amounts) -> dict[str, float]:
         limit_set = self._sets[token]
@@ -158,15 +191,17 @@ class LimitServer:
         }
 
     def close(self) -> None:
-        """The worker is gone: stop its waits, give back the resources it held."""
-        self._closed = True
+        """On the loop, once the worker is gone: stop its waits, give back the
+        resources it held."""
+        with self._lock:
+            self._closed = True
+            held, self._held = self._held, {}
         for task in list(self._waits.values()):
             task.cancel()
-        for token, held in self._held.items():
-            units = {key: amount for key, amount in held.items() if amount > 0}
+        for token, counts in held.items():
+            units = {key: amount for key, amount in counts.items() if amount > 0}
             if units:
                 self._engine(token).release(units, units)
-        self._held.clear()
 
 
 # ---------------------------------------------------------------------------

@@ -239,8 +239,7 @@ class Receiver:
                 if kind == RESULTS:
                     self._deliver(body)
                 elif kind == LIMIT_REQUEST:
-                    # Served on the loop, in the order sent, whoever read it.
-                    worker._inbox.post(worker._serve_limits, body)
+                    worker._serve_limits(body)
                 elif kind == READY:
                     worker.pid = int.from_bytes(body, "little") or worker.pid
                     worker.ready._set_result(None)

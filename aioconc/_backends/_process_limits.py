@@ -125,22 +125,30 @@ class LimitServer:
         return True
 
     def _on_loop(self, ident: int, payload: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._deferred -= 1
-            if self._closed:
-                return
-        if payload[0] == "abandon":
+        if self._closed:
+            self._undefer()
+        elif payload[0] == "abandon":
+            self._undefer()
             task = self._waits.get(payload[1])
             if task is not None:
                 task.cancel()
-        elif not self._take(ident, payload):
+        elif self._take(ident, payload):
+            self._undefer()
+        else:  # still counted until the wait is queued in the engine (FIFO)
             token, amounts, timeout = payload[1], payload[2], payload[3]
             self._waits[ident] = asyncio.get_running_loop().create_task(
                 self._wait(ident, token, amounts, timeout)
             )
 
+    def _undefer(self) -> None:
+        with self._lock:
+            self._deferred -= 1
+
     async def _wait(self, ident: int, token: int, amounts: Amounts, timeout: float | None) -> None:
         try:
+            # async_acquire queues its waiter before it first suspends: from
+            # then on, later requests served directly respect its place.
+            self._undefer()
             await self._engine(token).async_acquire(amounts, timeout)
         except TimeoutError as exc:
             self._reply(ident, False, exc)

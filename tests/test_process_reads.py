@@ -59,24 +59,33 @@ class Gated(Worker):
 
 
 class Readers:
-    """Which threads entered the receiver's read loop; an event per entry."""
+    """Which threads entered one of the receiver's read loops; an event per entry.
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    ``_read_until`` polls (a deadline, or several calls pending);
+    ``_read_blocking`` blocks in recv() (no deadline, the only call pending).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, loop: str = "_read_until") -> None:
         self.idents: list[int] = []
         self.entered = threading.Event()
-        original = Receiver._read_until
+        original = getattr(Receiver, loop)
 
-        def read_until(receiver: Receiver, fut: Future[Any], deadline: float | None) -> None:
+        def read(receiver: Receiver, fut: Future[Any], *args: Any) -> None:
             self.idents.append(threading.get_ident())
             self.entered.set()
-            original(receiver, fut, deadline)
+            original(receiver, fut, *args)
 
-        monkeypatch.setattr(Receiver, "_read_until", read_until)
+        monkeypatch.setattr(Receiver, loop, read)
 
 
 @pytest.fixture
 def readers(monkeypatch: pytest.MonkeyPatch) -> Readers:
     return Readers(monkeypatch)
+
+
+@pytest.fixture
+def blocked(monkeypatch: pytest.MonkeyPatch) -> Readers:
+    return Readers(monkeypatch, "_read_blocking")
 
 
 @pytest.fixture
@@ -90,7 +99,7 @@ def handle() -> Iterator[WorkerHandle]:
 class Waiting:
     """A thread blocked in ``result(timeout)`` of ``fut``; its outcome once it ends."""
 
-    def __init__(self, fut: Future[Any], timeout: float = 30.0) -> None:
+    def __init__(self, fut: Future[Any], timeout: float | None = 30.0) -> None:
         self.outcome: Any = None
         self.done = threading.Event()
 
@@ -251,3 +260,68 @@ def test_many_threads_waiting_on_one_worker_all_get_their_results(handle: Worker
     for t in threads:
         t.join(60)
     assert results == {n: [(n, i) for i in range(200)] for n in range(4)}
+
+
+# -- a thread blocked in recv() on the only call (result() without a timeout) --
+
+
+def test_a_thread_waiting_for_the_only_call_blocks_in_recv_and_finishes_it(
+    handle: WorkerHandle, gate: Any, entered: Any, blocked: Readers
+) -> None:
+    fut = handle.wait_for(gate, "v", entered)
+    assert entered.wait(30)
+    finished_by: list[str] = []
+    fut.add_done_callback(lambda _: finished_by.append(threading.current_thread().name))
+    waiting = Waiting(fut, timeout=None)
+    _reading(blocked)
+    gate.set()
+    assert waiting.wait(30) == ("value", "v")
+    assert finished_by == [waiting.thread.name]
+    assert handle.value("after").result() == "after"  # the next call reads as well
+
+
+def test_a_crash_ends_a_wait_blocked_in_recv_within_a_second(
+    handle: WorkerHandle, gate: Any, entered: Any, blocked: Readers
+) -> None:
+    pid = handle.pid().result(30)
+    fut = handle.wait_for(gate, "never", entered)
+    assert entered.wait(30)
+    waiting = Waiting(fut, timeout=None)
+    _reading(blocked)
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    kind, exc = waiting.wait(10)
+    assert kind == "error" and isinstance(exc, WorkerCrashedError)
+    assert time.monotonic() - killed < 1.0
+
+
+def test_an_exit_ends_a_wait_blocked_in_recv_even_if_the_socket_stays_open(
+    handle: WorkerHandle, blocked: Readers
+) -> None:
+    # No end of stream comes (a grandchild holds the socket): the loop shuts
+    # reading down to take the socket back from the blocked thread.
+    holder = handle.fork_holder().result(30)
+    try:
+        started = time.monotonic()
+        kind, exc = Waiting(handle.die(5), timeout=None).wait(10)
+        assert kind == "error" and isinstance(exc, WorkerCrashedError)
+        assert exc.exitcode == 5
+        assert time.monotonic() - started < 5.0
+        assert blocked.idents
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(holder, signal.SIGKILL)
+
+
+def test_stop_ends_a_wait_blocked_in_recv(gate: Any, entered: Any, blocked: Readers) -> None:
+    h = Gated.options(mode="process", max_queued_tasks=0).init()
+    pid = h.pid().result(30)
+    running = h.wait_for(gate, "never", entered)
+    assert entered.wait(30)
+    waiting = Waiting(running, timeout=None)
+    _reading(blocked)
+    h.stop(timeout=0.3)
+    kind, exc = waiting.wait(10)
+    assert kind == "error" and isinstance(exc, CancelledError)
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(pid)

@@ -19,8 +19,16 @@ does::
   that set (thread-safe, no hop to the loop), so the loop is not woken for
   data the thread reads anyway; leaving, it switches it back on, and data that
   arrived meanwhile wakes the loop at once: nothing is left unread.
-* **Waking a reader**: it waits in ``poll`` on the socket and an eventfd, so a
-  completion from elsewhere (cancel, stop, the worker's end) ends its wait.
+* **Waiting**: a thread waiting, with no deadline, for the only call with the
+  child (the one it runs, which no cancel can end) blocks in ``recv()`` itself:
+  waking a thread there costs about half of waking it from ``poll``.  Only its
+  result, the child's end or the loop taking the socket back (a
+  ``shutdown(SHUT_RD)``, which leaves what was sent readable) ends that wait.
+  The socket is in blocking mode for this; every other read and every write
+  passes ``MSG_DONTWAIT``.
+* **Waking a reader**: any other wait is in ``poll`` on the socket and an
+  eventfd, so a completion from elsewhere (cancel, stop, the worker's end)
+  ends it.
   When the loop needs the socket (the child exited: read what is left, close),
   it asks for the turn; a thread holding it is woken, leaves, and posts the
   worker's ``_finalize`` back to the loop.
@@ -78,6 +86,7 @@ class Receiver:
         self._turn = threading.Lock()  # held to read and deliver; held for good once closed
         self._reading = 0  # ident of the thread holding the turn (0: none, or the loop)
         self._handback = False  # the loop wants the socket back for good (to close it)
+        self._in_recv = False  # a thread is (about to be) blocked in recv()
         self._eof = False
         self._closed = False
         self._ep: Any = None
@@ -153,7 +162,7 @@ class Receiver:
         """Read and deliver what the socket has now (turn held); True at EOF or
         when nothing is there (non-blocking), so callers can loop on it."""
         try:
-            frames = self._frames.recv(self._sock)
+            frames = self._frames.recv(self._sock, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return True
         if frames is None:
@@ -181,7 +190,10 @@ class Receiver:
         fut.add_done_callback(self._wake_hook)
         try:
             self._ep.modify(self._fd, 0)  # the loop sleeps while this thread reads
-            self._read_until(fut, deadline)
+            if deadline is None and self._only_call(fut):
+                self._read_blocking(fut)
+            else:
+                self._read_until(fut, deadline)
         finally:
             if not fut.done():
                 fut.remove_done_callback(self._wake_hook)
@@ -190,6 +202,28 @@ class Receiver:
                 self._ep.modify(self._fd, select.EPOLLIN)  # unread data wakes the loop now
                 self._turn.release()
             self._after_release()
+
+    def _only_call(self, fut: Future[Any]) -> bool:
+        # The only call with the child is the one it runs: STARTED, so no
+        # cancel() can finish it from elsewhere; only its result, the child's
+        # end (EOF) or the loop taking the socket back (a shutdown) ends the wait.
+        pending = self._worker._pending
+        return len(pending) == 1 and fut.running() and next(iter(pending.values())) is fut
+
+    def _read_blocking(self, fut: Future[Any]) -> None:
+        """Block in recv() until ``fut`` is done: the cheapest wake-up there is."""
+        self._in_recv = True
+        try:
+            while not fut.done() and not self._handback:  # see close() for the order
+                frames = self._frames.recv(self._sock)
+                if frames is None:
+                    if not self._handback:  # not the loop's shutdown: the real end
+                        self._eof = True
+                    return
+                if not self._deliver_frames(frames):
+                    return
+        finally:
+            self._in_recv = False
 
     def _read_until(self, fut: Future[Any], deadline: float | None) -> None:
         poll = self._poll.poll
@@ -207,7 +241,7 @@ class Receiver:
                     with contextlib.suppress(BlockingIOError):
                         os.eventfd_read(wake)
             try:
-                frames = self._frames.recv(self._sock)
+                frames = self._frames.recv(self._sock, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 continue  # only the eventfd: look at fut again
             if frames is None:
@@ -228,6 +262,11 @@ class Receiver:
         with self._wake_lock:
             if self._wake >= 0:
                 os.eventfd_write(self._wake, 1)
+        if force and self._in_recv:
+            # A thread blocked in recv() wakes when reading is shut down; what
+            # the child sent stays readable for close() to deliver.
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RD)
 
     # -- delivery (turn held) -------------------------------------------------------
 

@@ -325,3 +325,21 @@ def test_stop_ends_a_wait_blocked_in_recv(gate: Any, entered: Any, blocked: Read
     assert kind == "error" and isinstance(exc, CancelledError)
     with pytest.raises(psutil.NoSuchProcess):
         psutil.Process(pid)
+
+
+def test_a_wait_on_a_socket_made_non_blocking_falls_back_to_poll(
+    handle: WorkerHandle, blocked: Readers
+) -> None:
+    # uvloop makes the socket non-blocking while it watches it for writing.
+    handle._worker._sock.setblocking(False)  # type: ignore[attr-defined]
+    assert handle.value("v").result() == "v"
+    assert blocked.idents  # it tried recv() first
+
+
+def test_a_wait_after_a_burst_that_filled_the_socket_reads_its_result(
+    handle: WorkerHandle,
+) -> None:
+    blob = b"x" * 8192
+    futures = [handle.value(blob) for _ in range(1000)]  # 8 MB: the loop writes the rest
+    assert all(f.result(60) == blob for f in futures)
+    assert handle.value("after").result() == "after"

@@ -30,6 +30,7 @@ loop that created it), which also watches for the child's exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -368,6 +369,10 @@ class ProcessWorker:
             done = not self._wbuf
         if done:
             self._loop.remove_writer(self._sock.fileno())
+            # uvloop made the socket non-blocking to watch it: a thread waiting
+            # for its only call should block in recv() again.
+            with contextlib.suppress(OSError):
+                self._sock.setblocking(True)
 
     def _after_delivery(self) -> None:
         """Results came in: send held calls the child now has room for, and

@@ -215,7 +215,14 @@ class Receiver:
         self._in_recv = True
         try:
             while not fut.done() and not self._handback:  # see close() for the order
-                frames = self._frames.recv(self._sock)
+                try:
+                    frames = self._frames.recv(self._sock)
+                except BlockingIOError:
+                    # The loop made the socket non-blocking (libuv does so to
+                    # watch it for writing): wait in poll() instead.
+                    self._in_recv = False
+                    self._read_until(fut, None)
+                    return
                 if frames is None:
                     if not self._handback:  # not the loop's shutdown: the real end
                         self._eof = True

@@ -1,7 +1,7 @@
 """The child's end of a worker's socket: the reading role and requests to the parent.
 
-Loaded *by path* in worker processes (see ``_child.py``'s ``BOOTSTRAP``), so it
-imports only the standard library and ``_wire.py``.
+Runs in worker processes without aioconc's ``__init__`` (see ``_child.py``'s
+``BOOTSTRAP``), so it imports only the standard library and ``_wire.py``.
 
 Reading the socket is one role taken by one thread at a time (``rlock``): the
 serving thread between calls, a thread that waits for an answer to its request
@@ -20,27 +20,20 @@ import socket
 import threading
 from typing import Any
 
-try:
-    from ._wire import LIMIT_REQUEST, FrameReader, frame
-except ImportError:  # loaded by path in a worker process: BOOTSTRAP loaded it first
-    from aioconc_wire import (  # type: ignore[import-not-found,no-redef]
-        LIMIT_REQUEST,
-        FrameReader,
-        frame,
-    )
+from ._wire import LIMIT_REQUEST, FrameReader, frame
 
 __all__ = ["Channel"]
 
 
-class _ParentGone(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("the parent process is gone: a limit request cannot be answered")
+def _parent_gone() -> RuntimeError:
+    # A plain RuntimeError: it pickles back to the parent like any user error.
+    return RuntimeError("the parent process is gone: a limit request cannot be answered")
 
 
 def _answer(reply: tuple[bool, Any] | None) -> Any:
     """The value of a limit reply, or raise what it carries."""
     if reply is None:
-        raise _ParentGone()
+        raise _parent_gone()
     ok, value = reply
     if not ok:
         raise value
@@ -178,7 +171,7 @@ class Channel:
                 ident = next(self.request_ids)
         body = pickle.dumps((ident, payload), pickle.HIGHEST_PROTOCOL)
         if self.eof:
-            raise _ParentGone()
+            raise _parent_gone()
         self.send(frame(LIMIT_REQUEST, body))
         return ident
 

@@ -1,10 +1,10 @@
 """The child side of process mode: the entry point of worker processes and the fork server.
 
-This file is loaded *by path* in a fresh interpreter (with ``_wire.py``, the
-framing both sides speak, and ``_channel.py``, the socket's child end), so a
-child never re-imports the parent's ``__main__`` and never imports ``aioconc``
-unless the user's class needs it.  It therefore imports only the standard
-library and cloudpickle.
+A fresh interpreter imports this file (with ``_wire.py``, the framing both
+sides speak, and ``_channel.py``, the socket's child end) from a bare package
+over this directory (``BOOTSTRAP``), so a child never re-imports the parent's
+``__main__`` and never imports ``aioconc`` unless the user's class needs it.
+These three files therefore import only the standard library and cloudpickle.
 
 One duplex stream socket per worker carries tagged frames (``_wire.py``)::
 
@@ -38,69 +38,44 @@ import traceback
 from collections import deque
 from typing import Any
 
-try:
-    from ._channel import Channel
-    from ._wire import (
-        _U32,
-        ABORT,
-        CALLS,
-        CANCEL,
-        CLOSE,
-        ERROR,
-        EXITED,
-        INIT,
-        INIT_ERROR,
-        LIMIT_REPLY,
-        OK,
-        PID,
-        READY,
-        RESULTS,
-        SERVER_MSG,
-        SKIPPED,
-        UNSERIALIZABLE,
-        BatchWriter,
-        frame,
-        split_batch,
-    )
-except ImportError:  # loaded by path in a worker process: BOOTSTRAP loaded them first
-    from aioconc_channel import Channel  # type: ignore[import-not-found,no-redef]
-    from aioconc_wire import (  # type: ignore[import-not-found,no-redef]
-        _U32,
-        ABORT,
-        CALLS,
-        CANCEL,
-        CLOSE,
-        ERROR,
-        EXITED,
-        INIT,
-        INIT_ERROR,
-        LIMIT_REPLY,
-        OK,
-        PID,
-        READY,
-        RESULTS,
-        SERVER_MSG,
-        SKIPPED,
-        UNSERIALIZABLE,
-        BatchWriter,
-        frame,
-        split_batch,
-    )
+from ._channel import Channel
+from ._wire import (
+    _U32,
+    ABORT,
+    CALLS,
+    CANCEL,
+    CLOSE,
+    ERROR,
+    EXITED,
+    INIT,
+    INIT_ERROR,
+    LIMIT_REPLY,
+    OK,
+    PID,
+    READY,
+    RESULTS,
+    SERVER_MSG,
+    SKIPPED,
+    UNSERIALIZABLE,
+    BatchWriter,
+    frame,
+    split_batch,
+)
 
 # Results are flushed when the input is drained, or sooner when this many are
 # buffered or the oldest waited this long (a long queue must not hold results).
 _FLUSH_COUNT = 512
 _FLUSH_DELAY = 0.002
 
-# Loads _wire.py, _channel.py and this file by path from the directory of argv[1]
-# (this file's path), and runs main().
+# The package this file runs in inside a worker process: a bare package over
+# this directory (argv[1] is this file's path), so that the relative imports
+# above find _channel.py and _wire.py without running aioconc's __init__.
+PACKAGE = "aioconc_process"
 BOOTSTRAP = (
-    "import sys,os.path as p,importlib.util as u\n"
-    "for n in ('wire','channel','child'):\n"
-    " n,f='aioconc_'+n,'_'+n+'.py'\n"
-    " s=u.spec_from_file_location(n,p.join(p.dirname(sys.argv[1]),f))\n"
-    " m=u.module_from_spec(s);sys.modules[n]=m;s.loader.exec_module(m)\n"
-    "m.main(sys.argv[2:])"
+    "import sys,types,importlib,os.path as p\n"
+    f"k=types.ModuleType({PACKAGE!r});k.__path__=[p.dirname(sys.argv[1])]\n"
+    f"sys.modules[{PACKAGE!r}]=k\n"
+    f"importlib.import_module({PACKAGE!r}+'._child').main(sys.argv[2:])"
 )
 
 

@@ -36,6 +36,7 @@ from .._enums import ExecutionMode
 from ..limits._definitions import Limit, ResourceLimit
 from ..limits._engine import LocalLimitEngine
 from ..limits._limit_set import LimitSet
+from ._child import PACKAGE
 
 __all__ = ["ChildLimitClient", "LimitServer", "child_limit_set"]
 
@@ -232,7 +233,7 @@ class ChildLimitClient:
 
     @staticmethod
     def _channel() -> Any:
-        module = sys.modules.get("aioconc_child")
+        module = sys.modules.get(f"{PACKAGE}._child")
         child = getattr(module, "CURRENT", None)
         if child is None:
             raise RuntimeError(

@@ -38,7 +38,7 @@ from ._backends._base import WorkerSpec
 from ._balance import make_balancer
 from ._chain import ChainRunner, build_chain
 from ._future import Future
-from ._proxy import BoundMethod, ResolvedOptions
+from ._proxy import BoundMethod, ResolvedOptions, StopHook, run_stop_hooks
 from ._runtime import home_loop, running_loop
 from .limits import limits_for
 from .middleware import stages_for
@@ -123,7 +123,7 @@ class PoolHandle(ResolvedOptions):
         self._blocking = options.blocking
         # A backend that resolves argument futures itself (ray) gets them as they are.
         self._unwrap = options.unwrap_futures and not backend.capabilities.unwraps_futures
-        self._stop_hooks: list[Callable[[bool], Future[None] | None]] = []
+        self._stop_hooks: list[StopHook] = []
         self._on_demand = options.on_demand
         self._abort = False
         self._lock = threading.Lock()
@@ -367,12 +367,7 @@ class PoolHandle(ResolvedOptions):
         self._stopped = True
         self._abort = not graceful
         self._finalizer.detach()
-        waits = []
-        for hook in self._stop_hooks:
-            drained = hook(graceful)
-            if drained is not None and not drained.done():
-                waits.append(drained)
-        return waits
+        return run_stop_hooks(self._stop_hooks, graceful)
 
     def _close_members(self, graceful: bool) -> list[BackendWorker]:
         members = list(self._workers) + list(self._on_demand_live)

@@ -88,6 +88,19 @@ class BoundMethod:
         return f"<method {self._name} of {self._handle._name}>"
 
 
+StopHook = Callable[[bool], "Future[None] | None"]
+
+
+def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
+    """Tell every hook a stop begins; the waits (drains) not finished yet."""
+    waits = []
+    for hook in hooks:
+        drained = hook(graceful)
+        if drained is not None and not drained.done():
+            waits.append(drained)
+    return waits
+
+
 class ResolvedOptions:
     """The resolved options a handle or pool reports (CONFORMANCE 60)."""
 
@@ -138,7 +151,7 @@ class WorkerHandle(ResolvedOptions):
         # Called with ``graceful`` when the handle stops (the submission queue's
         # hook: it cancels held-back calls, or returns a future that finishes
         # once they have all been handed to the backend).
-        self._stop_hooks: list[Callable[[bool], Future[None] | None]] = []
+        self._stop_hooks: list[StopHook] = []
         self._chain_loop: asyncio.AbstractEventLoop | None = None
         if chain is None:
             self._dispatch: Callable[[Call], None] = worker.dispatch
@@ -234,12 +247,7 @@ class WorkerHandle(ResolvedOptions):
             worker.force_close()
 
     def _run_stop_hooks(self, graceful: bool) -> list[Future[None]]:
-        waits = []
-        for hook in self._stop_hooks:
-            drained = hook(graceful)
-            if drained is not None and not drained.done():
-                waits.append(drained)
-        return waits
+        return run_stop_hooks(self._stop_hooks, graceful)
 
     def _timed_dispatch(self) -> Callable[[Call], None]:
         """The dispatch of calls with a per-call timeout.

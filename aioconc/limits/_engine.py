@@ -224,15 +224,7 @@ class LocalLimitEngine:
     def release(self, amounts: Amounts, used: Amounts) -> None:
         """Return held resources and refund the unused part of rate limits."""
         with self._lock:
-            now = self._clock()
-            for key, amount in amounts.items():
-                state = self._states[key]
-                if isinstance(state, ResourceState):
-                    state.release(amount)
-                else:
-                    unused = amount - used.get(key, amount)
-                    if unused > 0:
-                        state.refund(now, unused)
+            self._return(amounts, used)
             if self._waiters:
                 self._serve()
 
@@ -292,14 +284,21 @@ class LocalLimitEngine:
 
     def _give_back(self, amounts: Amounts) -> None:
         """Give back everything in ``amounts`` as unused (lock held)."""
+        self._return(amounts, dict.fromkeys(amounts, 0))
+        self._serve()
+
+    def _return(self, amounts: Amounts, used: Amounts) -> None:
+        """Release resources; refund what rate limits took beyond ``used`` (lock held;
+        a key missing from ``used`` was used in full)."""
         now = self._clock()
         for key, amount in amounts.items():
             state = self._states[key]
             if isinstance(state, ResourceState):
                 state.release(amount)
             else:
-                state.refund(now, amount)
-        self._serve()
+                unused = amount - used.get(key, amount)
+                if unused > 0:
+                    state.refund(now, unused)
 
     def _serve(self) -> None:
         """Grant queued requests in order; re-time the ones that must wait."""

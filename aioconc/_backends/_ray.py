@@ -40,6 +40,7 @@ from .._runtime import background_loop, inbox_for
 from ..limits._export import exporting
 from . import _ray_limits
 from ._base import WorkerSpec
+from ._codec import BOUND_CALLS
 from ._ray_actor import ENTRY_PREFIX, hosted, run_function
 from ._ray_calls import (
     RefCalls,
@@ -270,7 +271,7 @@ class RayTaskRunner(RefCalls):
     """Runs functions as Ray tasks with the worker's Ray options.
 
     ``dispatch(call)`` runs ``call.args[0](*call.args[1:], **call.kwargs)`` as one
-    Ray task (``call.method`` is ignored); ``async def`` functions are run to
+    Ray task (for ``call_bound``, the function bound at init with ``call.args``); ``async def`` functions are run to
     completion in the task.  ``ready`` is finished at once.
     """
 
@@ -279,10 +280,14 @@ class RayTaskRunner(RefCalls):
         super().__init__(self._ray, spec.name, spec.options.unwrap_futures)
         self._options = _ray_options(dict(spec.extra), for_task=True)
         self._remote_fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._bound = spec.kwargs.get("fn")
         self.ready._set_result(None)
 
     def _remote(self, call: Call) -> Any:
-        fn, *args = call.args
+        if call.method in BOUND_CALLS:  # the function bound with init(fn=...)
+            fn, args = self._bound, list(call.args)
+        else:
+            fn, *args = call.args
         if not callable(fn):
             raise TypeError(f"the first argument must be a callable, not {type(fn).__name__}")
         try:

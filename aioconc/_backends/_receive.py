@@ -303,12 +303,16 @@ class Receiver:
     def _deliver(self, body: bytes) -> None:
         worker = self._worker
         pending = worker._pending
+        codec = worker._codec
         for ident, blob in split_batch(body):
             fut = pending.pop(ident, None)
             if fut is None:
                 continue  # skipped after a cancel, or already ended by force_close()
             try:
-                item = pickle.loads(blob)
+                if codec is None:
+                    item = pickle.loads(blob)
+                else:
+                    item = codec.decode_outcome(blob, worker._methods.pop(ident, ""))
             except Exception as exc:
                 fut._set_exception(unloadable_error(worker._name, exc))
                 continue

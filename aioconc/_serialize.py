@@ -140,7 +140,8 @@ def argument_error(
     else:
         for key, value in kwargs.items():
             if not fits(value):
-                what = f"keyword argument {key!r} = {_describe(value)} (type {type(value).__name__})"
+                kind = type(value).__name__
+                what = f"keyword argument {key!r} = {_describe(value)} (type {kind})"
                 break
     if what is None:
         what = "the call's arguments"
@@ -194,10 +195,7 @@ class CallCodec:
     def _signature(self, method: str) -> Signature:
         found = self._signatures.get(method)
         if found is None:
-            if method in BOUND_CALLS:
-                target = self._bound
-            else:
-                target = getattr(self._owner, method, None)
+            target = self._bound if method in BOUND_CALLS else getattr(self._owner, method, None)
             found = self._signatures[method] = Signature(target)
         return found
 

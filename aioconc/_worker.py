@@ -132,6 +132,7 @@ def start_worker(
     handle._init_kwargs = kwargs
     for stage in stages:  # the submission queue: told its loop, stopped with the handle
         if isinstance(stage, SubmissionQueue) and handle._chain_loop is not None:
+            handle._queue = stage
             stage.bind_loop(handle._chain_loop)
             handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready

@@ -118,6 +118,7 @@ def _send(
         raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
     is_async = inspect.iscoroutinefunction(fn)
     fut: Future[Any] = Future(priority=priority, worker=handle._name)
+    handle._stats.submit(fut)
     if fn is handle._init_kwargs.get("fn"):
         call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)
     else:

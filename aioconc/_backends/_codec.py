@@ -243,10 +243,7 @@ class Signature:
             return tuple(args), kwargs
         out = list(args)
         for pos, value in enumerate(args):
-            if pos < len(self._positional):
-                found = self._positional[pos][1]
-            else:
-                found = self._rest
+            found = self._positional[pos][1] if pos < len(self._positional) else self._rest
             if found is not None:
                 out[pos] = found.validate_python(value)
         for key, value in kwargs.items():

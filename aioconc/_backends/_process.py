@@ -167,6 +167,11 @@ class ProcessWorker:
         # futures belong there.  The worker's own I/O is on the background loop.
         return None
 
+    @property
+    def held_calls(self) -> int:
+        """Calls held back by ``max_queued_tasks`` (not yet sent to the child)."""
+        return len(self._held)
+
     def __repr__(self) -> str:
         return f"<ProcessWorker {self._name} pid={self.pid} pending={len(self._pending)}>"
 

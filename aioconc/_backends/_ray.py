@@ -271,8 +271,8 @@ class RayTaskRunner(RefCalls):
     """Runs functions as Ray tasks with the worker's Ray options.
 
     ``dispatch(call)`` runs ``call.args[0](*call.args[1:], **call.kwargs)`` as one
-    Ray task (for ``call_bound``, the function bound at init with ``call.args``); ``async def`` functions are run to
-    completion in the task.  ``ready`` is finished at once.
+    Ray task (for ``call_bound``: the function bound at init, with ``call.args``);
+    ``async def`` functions are run to completion in the task.  ``ready`` is finished at once.
     """
 
     def __init__(self, spec: WorkerSpec) -> None:

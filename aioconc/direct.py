@@ -34,8 +34,10 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from ._backends import get_backend
 from ._future import Future
-from ._options import validate_options
+from ._options import _force_sync, validate_options
+from ._runtime import background_loop, run_on, running_loop
 from .task import TaskWorker
 
 __all__ = ["DirectFunction", "direct"]
@@ -94,9 +96,31 @@ class DirectFunction(Generic[P, R]):
             with self._lock:
                 handle = self._handle
                 if handle is None or handle._stopped:
-                    handle = self._handle = TaskWorker.options(**self._options).init(fn=self._fn)
+                    handle = self._handle = self._start()
                     _stop_at_exit(self)
         return handle
+
+    def _start(self) -> Any:
+        here = running_loop()
+        if here is None or self._runs_inline() or here is background_loop():
+            return TaskWorker.options(**self._options).init(fn=self._fn)
+
+        # Made on a caller's loop, the workers would live on it and end with it;
+        # a direct function outlives any one loop (asyncio.run), so its
+        # workers live on aioconc's background loop.
+        async def start() -> Any:
+            return TaskWorker.options(**self._options).init(fn=self._fn)
+
+        return run_on(background_loop(), start())
+
+    def _runs_inline(self) -> bool:
+        # Sync workers (asked for, or forced) use no loop at all: none is started.
+        if _force_sync():
+            return True
+        try:
+            return get_backend(self._options["mode"]).capabilities.blocking_dispatch
+        except (KeyError, TypeError, NotImplementedError, ImportError):
+            return False
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the workers (a later call starts new ones); idempotent."""

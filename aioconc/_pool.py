@@ -351,16 +351,17 @@ class PoolHandle(ResolvedOptions):
 
     def statistics(self) -> PoolStatistics:
         """A frozen snapshot of the pool's live state and its calls' figures."""
-        queue = self._queue
-        held = queue.statistics().held if queue is not None else 0
-        calls = self._stats.snapshot(held)
         with self._lock:
             per_worker = tuple(stats.snapshot() for stats in self._worker_stats)
+        if self._on_demand:
+            calls = self._stats.snapshot(in_flight=len(self._on_demand_live))
+        else:
+            calls = self._stats.snapshot(in_flight=sum(w.in_flight for w in per_worker))
         return PoolStatistics(
             **dataclasses.asdict(calls),
             workers=len(self._workers),
             on_demand_active=len(self._on_demand_live),
-            held=held,
+            held=calls.queued,
             dispatched=self._balancer.dispatched,
             replaced=self._replaced,
             stopped=self._stopped,

@@ -151,7 +151,7 @@ class WorkerHandle(ResolvedOptions):
         self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
         self._init_kwargs: dict[str, Any] = {}
         self._stats = CallStats()
-        self._queue: Any = None  # the submission queue stage, when the chain has one
+        self._attempts: CallStats | None = None  # the chain's attempts, when it has one
         # Called with ``graceful`` when the handle stops (the submission queue's
         # hook: it cancels held-back calls, or returns a future that finishes
         # once they have all been handed to the backend).
@@ -291,12 +291,11 @@ class WorkerHandle(ResolvedOptions):
 
     def statistics(self) -> CallStatistics:
         """A frozen snapshot of this worker's calls: counts by outcome, latencies."""
-        queue = self._queue
-        if queue is not None:
-            queued = queue.statistics().held
-        else:  # a backend that holds capped calls itself (process mode)
-            queued = int(getattr(self._worker, "held_calls", 0))
-        return self._stats.snapshot(queued)
+        attempts = self._attempts
+        if attempts is not None:  # calls the chain has not handed on are queued
+            return self._stats.snapshot(in_flight=attempts.unfinished)
+        # A backend that holds capped calls itself (process mode) says how many.
+        return self._stats.snapshot(queued=int(getattr(self._worker, "held_calls", 0)))
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else ("ready" if self.ready.done() else "starting")

@@ -22,10 +22,11 @@ WINDOW = 2048
 class CallStatistics:
     """A snapshot of a handle's calls.
 
-    ``in_flight`` counts calls handed to a worker and not finished, ``queued``
-    the calls still held in the submission queue; ``retried`` counts extra
-    attempts.  The latencies (seconds, submission to completion, over the last
-    2,048 finished calls) are None before any call finished.
+    ``in_flight`` counts calls handed to a worker and not finished; ``queued``
+    the unfinished calls that wait on the caller's side (in the submission
+    queue, or for a retry's backoff); ``retried`` counts extra attempts.  The
+    latencies (seconds, submission to completion, over the last 2,048 finished
+    calls) are None before any call finished.
     """
 
     submitted: int
@@ -77,21 +78,32 @@ class CallStats:
             self.retried += future.attempts - 1
         self._latencies.append(future.completed_at - future.submitted_at)
 
-    def snapshot(self, queued: int = 0, *parts: CallStatistics) -> CallStatistics:
-        """The statistics now, with ``queued`` held-back calls, plus ``parts`` added in."""
+    @property
+    def unfinished(self) -> int:
+        """Calls counted in and not yet finished."""
+        return self.submitted - self.completed - self.failed - self.cancelled
+
+    def snapshot(
+        self, *, queued: int | None = None, in_flight: int | None = None
+    ) -> CallStatistics:
+        """The statistics now.  Of the unfinished calls, ``in_flight`` are with a
+        worker (or else ``queued`` are held back): the rest are the other kind."""
         latencies = sorted(self._latencies)
-        done = self.completed + self.failed + self.cancelled
-        submitted = self.submitted + sum(p.submitted for p in parts)
-        finished = done + sum(p.finished for p in parts)
-        queued += sum(p.queued for p in parts)
+        pending = max(0, self.unfinished)
+        if in_flight is not None:
+            in_flight = min(max(0, in_flight), pending)
+            queued = pending - in_flight
+        else:
+            queued = min(max(0, queued or 0), pending)
+            in_flight = pending - queued
         return CallStatistics(
-            submitted=submitted,
-            in_flight=max(0, submitted - finished - queued),
+            submitted=self.submitted,
+            in_flight=in_flight,
             queued=queued,
-            completed=self.completed + sum(p.completed for p in parts),
-            failed=self.failed + sum(p.failed for p in parts),
-            cancelled=self.cancelled + sum(p.cancelled for p in parts),
-            retried=self.retried + sum(p.retried for p in parts),
+            completed=self.completed,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            retried=self.retried,
             latency_p50=_percentile(latencies, 0.50),
             latency_p90=_percentile(latencies, 0.90),
             latency_p99=_percentile(latencies, 0.99),

@@ -115,10 +115,15 @@ def test_msgpack_carries_bytes_json_refuses_them() -> None:
         w.kinds(b"\x00").result()
 
 
-def test_task_functions_with_json() -> None:
-    @task(mode="process", serializer="json", max_workers=2, on_demand=False)
-    def total(items: list[Item]) -> Item:
-        return Item(name="sum", qty=sum(i.qty for i in items))
+def _total(items: list[Item]) -> Item:
+    return Item(name="sum", qty=sum(i.qty for i in items))
+
+
+@pytest.mark.parametrize("mode", BOUNDARY_MODES)
+def test_task_functions_with_json(mode: str, request: pytest.FixtureRequest) -> None:
+    if mode == "ray":
+        request.getfixturevalue("_ray_session")
+    total = task(mode=mode, serializer="json", max_workers=2, on_demand=False)(_total)
 
     with total:
         got = total([Item(name="a", qty=1), Item(name="b", qty=2)]).result()

@@ -111,7 +111,7 @@ class _Child(Channel):
         self.loop: Any = None
         # serializer="json"/"msgpack": calls and outcomes in that format (_codec.py).
         self.codec: Any = None
-        self.signatures: dict[str, Any] = {}
+        self.callee: Any = None  # decodes calls for the instance (_codec.Callee)
         self.current = ""  # the method of the call being run
 
     # -- input -------------------------------------------------------------
@@ -251,20 +251,15 @@ class _Child(Channel):
 
     def decode(self, blob: memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
         """A call sent as JSON/msgpack, model-annotated arguments validated back."""
+        callee = self.callee
+        if callee is None:
+            from ._codec import Callee
+
+            bound = getattr(self.instance, "_bound_fn", None)
+            callee = self.callee = Callee(self.codec, self.instance, bound)
         name, args, kwargs = self.codec.loads(blob)
         self.current = name
-        signature = self.signatures.get(name)
-        if signature is None:
-            from ._codec import BOUND_CALLS, Signature
-
-            target = (
-                getattr(self.instance, "_bound_fn", None)
-                if name in BOUND_CALLS
-                else getattr(self.instance, name, None)
-            )
-            signature = self.signatures[name] = Signature(target)
-        args, kwargs = signature.arguments(args, kwargs)
-        return name, args, kwargs
+        return (name, *callee.arguments(name, args, kwargs))
 
     def failure(self, exc: BaseException, name: str) -> tuple[Any, ...]:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

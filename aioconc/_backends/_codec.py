@@ -30,7 +30,14 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Codec", "Signature", "codec_for", "encode_exception", "rebuild_exception"]
+__all__ = [
+    "Callee",
+    "Codec",
+    "Signature",
+    "codec_for",
+    "encode_exception",
+    "rebuild_exception",
+]
 
 # Outcome tags, as in _wire.py (kept in step by a test).
 OK, ERROR, UNSERIALIZABLE, SKIPPED = 0, 1, 2, 3
@@ -255,3 +262,36 @@ class Signature:
     def value(self, result: Any) -> Any:
         """``result`` validated back into the return annotation's model, if it names one."""
         return result if self.result is None else self.result.validate_python(result)
+
+
+class Callee:
+    """The worker's side of a json/msgpack worker: decodes calls for ``instance``.
+
+    ``bound`` is the function a task worker's ``call_bound`` runs (its
+    annotations describe those calls).
+    """
+
+    def __init__(self, codec: Codec, instance: Any, bound: Any = None) -> None:
+        self.codec = codec
+        self._instance = instance
+        self._bound = bound
+        self._signatures: dict[str, Signature] = {}
+
+    def decode_call(self, data: bytes | memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """``(method, args, kwargs)`` of a call, model-annotated arguments validated back.
+
+        Raises what the decoder or pydantic raises for data that doesn't fit.
+        """
+        name, args, kwargs = self.codec.loads(data)
+        return (name, *self.arguments(name, args, kwargs))
+
+    def arguments(
+        self, name: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``args``/``kwargs`` of a call to ``name`` with models validated back."""
+        signature = self._signatures.get(name)
+        if signature is None:
+            bound = name in BOUND_CALLS
+            target = self._bound if bound else getattr(self._instance, name, None)
+            signature = self._signatures[name] = Signature(target)
+        return signature.arguments(args, kwargs)

@@ -39,7 +39,9 @@ _AUTO_INIT = "__aioconc_auto_init__"
 
 # Names a worker class may not define: they are the class's own entry points
 # (``options``, ``init``) or attributes of the handle that would hide the method.
-RESERVED = frozenset({"options", "init", "astop", "blocking", "max_queued_tasks", "unwrap_futures"})
+RESERVED = frozenset(
+    {"options", "init", "astop", "blocking", "max_queued_tasks", "unwrap_futures", "statistics"}
+)
 
 OPTION_KEYWORDS = frozenset(
     {f.name for f in dataclasses.fields(Options)}

@@ -109,3 +109,11 @@ def test_a_pools_statistics_add_up_its_workers(worker_mode: str) -> None:
     assert sum(w.failed for w in stats.per_worker) == stats.failed
     assert all(w.submitted > 0 for w in stats.per_worker)
     assert "completed=6" in repr(pool)
+
+
+def test_a_worker_method_named_statistics_is_refused_at_class_definition() -> None:
+    with pytest.raises(TypeError, match="'statistics'"):
+
+        class Reports(Worker):
+            def statistics(self) -> dict[str, int]:
+                return {}

@@ -18,13 +18,23 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextvars
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["Inbox", "background_loop", "force_sync", "home_loop", "inbox_for", "run_on"]
+__all__ = [
+    "Inbox",
+    "background_loop",
+    "force_sync",
+    "home_loop",
+    "inbox_for",
+    "run_on",
+    "task_in_context",
+]
 
 T = TypeVar("T")
 
@@ -161,6 +171,18 @@ def home_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
     except RuntimeError:
         return background_loop()
+
+
+def task_in_context(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    context: contextvars.Context,
+) -> asyncio.Task[T]:
+    """``loop.create_task(coro)`` running in ``context`` (a call's copy of its caller's)."""
+    if sys.version_info >= (3, 11):
+        return loop.create_task(coro, context=context)
+    # 3.10: a task copies the context current when it is made.
+    return context.run(loop.create_task, coro)  # pragma: no cover - 3.10 only
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:

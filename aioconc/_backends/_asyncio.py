@@ -25,7 +25,7 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from .._runtime import home_loop, inbox_for, running_loop
+from .._runtime import home_loop, inbox_for, running_loop, task_in_context
 from ._base import Capabilities, ClassBackend, WorkerSpec, construct
 from ._thread import SerialThread
 
@@ -112,7 +112,7 @@ class AsyncioWorker:
             return
         # The method's coroutine is made inside the task: a task cancelled
         # before its first step then leaves no coroutine un-awaited.
-        task = self._loop.create_task(self._await(method, call, fut))
+        task = task_in_context(self._loop, self._await(method, call, fut), call.context)
         self._tasks[fut] = task
         fut._bind_task(task)
 

@@ -19,7 +19,6 @@ import asyncio
 import inspect
 import queue
 import threading
-from types import CoroutineType
 from typing import Any
 
 from .._call import Call
@@ -30,6 +29,7 @@ from ._base import (
     WorkerSpec,
     close_private_loop,
     construct,
+    invoke,
     run_coroutine_here,
 )
 
@@ -135,9 +135,8 @@ class SerialThread:
             method = self._methods.get(call.method)
             if method is None:
                 method = self._methods[call.method] = getattr(target, call.method)
-            result = method(*call.args, **call.kwargs)
-            if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-                result = run_coroutine_here(result)
+            # In the caller's context (a copy), as asyncio.to_thread runs its function.
+            result = call.context.run(invoke, method, call)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

@@ -414,7 +414,10 @@ class Future(Generic[T]):
             self.cancel()
 
     def __await__(self) -> Generator[Any, None, T]:
-        if not self.done():
+        state = self._state
+        if state is _SUCCESS:  # the hot path: a call that ended in its first step
+            return cast(T, self._result)
+        if state is _PENDING or state is _STARTED:
             aio = self._aio
             if aio is not None and aio.get_loop() is running_loop():
                 # The call runs as a task on this very loop: await that task
@@ -432,14 +435,22 @@ class Future(Generic[T]):
 
     # -- used by backends ----------------------------------------------------
 
-    def _bind_task(self, task: asyncio.Future[Any]) -> None:
+    def _bind_task(
+        self, task: asyncio.Future[Any], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """Record the task that runs this call on its loop (see ``_aio``).
 
-        Only for tasks that finish this future themselves, on their loop.
+        Only for tasks that finish this future themselves, on their loop
+        (``loop``: the task's, when the caller knows it).
         """
         self._aio = task
-        self._loop = task.get_loop()
+        self._loop = task.get_loop() if loop is None else loop
         self._asyncio_future_blocking = False
+
+    def _unbind_task(self) -> None:
+        """Undo ``_bind_task``: the call ended before its task had to run it, so the
+        future belongs to no loop (it can be awaited or gathered anywhere)."""
+        self._aio = self._loop = self._asyncio_future_blocking = None
 
     @property
     def _home(self) -> asyncio.AbstractEventLoop | None:
@@ -463,7 +474,10 @@ class Future(Generic[T]):
             if self._state is not _PENDING and self._state is not _STARTED:
                 return
             self._result = value
-            callbacks = self._finish_locked(_SUCCESS)
+            # _finish_locked, inlined: this is every successful call's path.
+            self._state = _SUCCESS
+            self.completed_at = time.time()
+            callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             self._run_callbacks(callbacks)
 

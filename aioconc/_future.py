@@ -125,13 +125,14 @@ class _Waiter:
 class _LoopBridge:
     """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
 
-    __slots__ = ("cancel_as_error", "loop", "target")
+    __slots__ = ("cancel_as_error", "inbox", "loop", "target")
     threadsafe = True
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any], cancel_as_error: bool
     ) -> None:
         self.loop = loop
+        self.inbox = inbox_for(loop)
         self.target = target
         self.cancel_as_error = cancel_as_error
 
@@ -139,7 +140,7 @@ class _LoopBridge:
         if running_loop() is self.loop:
             _copy_outcome(future, self.target, self.cancel_as_error)
         else:
-            inbox_for(self.loop).post(_copy_outcome, future, self.target, self.cancel_as_error)
+            self.inbox.post(_copy_outcome, future, self.target, self.cancel_as_error)
 
 
 def _cancel_aio(aio: asyncio.Future[Any]) -> None:
@@ -430,7 +431,21 @@ class Future(Generic[T]):
                     self._set_cancelled()
                     raise
             else:
-                yield from self.as_asyncio_future(_cancel_as_error=True).__await__()
+                # A bridge future on this loop, finished through the loop's inbox
+                # (completions from threads arrive in batches).  Cancelling the
+                # awaiting task cancels the bridge at once, and the call as far
+                # as cancel() can.
+                loop = running_loop()
+                if loop is None:
+                    raise RuntimeError("await an aioconc future inside a running event loop")
+                target: asyncio.Future[Any] = loop.create_future()
+                self.add_done_callback(_LoopBridge(loop, target, True))
+                try:
+                    yield from target
+                except asyncio.CancelledError:
+                    if target.cancelled():
+                        self.cancel()
+                    raise
         return self._outcome()
 
     # -- used by backends ----------------------------------------------------

@@ -436,8 +436,8 @@ class Future(Generic[T]):
                 # awaiting task cancels the bridge at once, and the call as far
                 # as cancel() can.
                 loop = running_loop()
-                if loop is None:
-                    raise RuntimeError("await an aioconc future inside a running event loop")
+                if loop is None:  # trio, or another loop anyio knows
+                    return (yield from await_elsewhere(self).__await__())  # type: ignore[no-any-return]
                 target: asyncio.Future[Any] = loop.create_future()
                 self.add_done_callback(_LoopBridge(loop, target, True))
                 try:
@@ -630,4 +630,5 @@ class SyncFuture(Future[T]):
 # ---------------------------------------------------------------------------
 
 
+from ._anyloop import await_elsewhere  # noqa: E402 - it needs Future's module loaded
 from ._wrap import wrap_future  # noqa: E402 - re-exported; _wrap needs Future first

@@ -50,12 +50,21 @@ def force_sync() -> bool:
 
 
 class Inbox:
-    """A thread-safe queue of callbacks run on one loop, woken once per burst."""
+    """A thread-safe queue of callbacks run on one loop, woken once per burst.
 
-    __slots__ = ("__weakref__", "_items", "_loop", "_scheduled")
+    ``loop`` is an asyncio loop, woken with ``call_soon_threadsafe``; another
+    kind of loop (trio's, through anyio) passes its own thread-safe ``schedule``.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("__weakref__", "_items", "_loop", "_schedule", "_scheduled")
+
+    def __init__(
+        self,
+        loop: Any,
+        schedule: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
         self._loop = loop
+        self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
         self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -73,8 +82,8 @@ class Inbox:
         if not self._scheduled:
             self._scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # loop closed
+                self._schedule(self._drain)
+            except RuntimeError:  # loop closed (anyio's RunFinishedError is one too)
                 self._items.clear()
 
     def _drain(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 import trio
+import trio.testing
 
 from aioconc import LimitSet, ResourceLimit, Worker, async_gather, async_wait
 
@@ -101,11 +102,10 @@ async def test_async_acquire_under_trio() -> None:
             assert acq.successful
             order.append("second")
 
-    async with trio.open_nursery() as nursery:
-        async with limits.async_acquire():
-            nursery.start_soon(second)
-            await trio.sleep(0.05)  # the second waits for the slot meanwhile
-            order.append("first")
+    async with trio.open_nursery() as nursery, limits.async_acquire():
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()  # the second now waits for the slot
+        order.append("first")
     assert order == ["first", "second"]
     with pytest.raises(TimeoutError):
         async with limits.async_acquire(), await limits.async_acquire(timeout=0.05):

@@ -94,6 +94,15 @@ class AsyncioWorker:
 
     def dispatch(self, call: Call) -> None:
         if _get_running_loop() is self._loop:
+            # _run's hot path, inlined: an async def method of a ready worker.
+            entry = self._methods.get(call.method)
+            if entry is not None and entry[1] and self._open:
+                fut = call.future
+                if fut._start():
+                    task = self._eager.start(entry[0](*call.args, **call.kwargs), fut, call.context)
+                    if task is not None:
+                        self._tasks[fut] = task
+                return
             self._run(call)
             return
         try:

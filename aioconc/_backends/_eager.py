@@ -201,7 +201,7 @@ class EagerStarter:
         assert task is not None
         # Bound before the method runs: from its first line on, cancel() of the
         # call (from any thread) reaches the task that runs it.
-        fut._bind_task(task, loop)
+        fut._aio, fut._loop, fut._asyncio_future_blocking = task, loop, False  # _bind_task
         caller = _current_task(loop)
         if caller is not None:
             _leave_task(loop, caller)
@@ -210,7 +210,7 @@ class EagerStarter:
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration as stop:
-            fut._unbind_task()
+            fut._aio = fut._loop = fut._asyncio_future_blocking = None  # _unbind_task
             fut._set_result(stop.value)
             if runner is not self._spare:
                 runner.state = _ENDED  # a one-off runner (a nested call's): its task ends

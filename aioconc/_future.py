@@ -1,4 +1,4 @@
-"""The one future type of aioconc, and ``wrap_future``.
+"""The one future type of aioconc (``wrap_future`` is in ``_wrap.py``).
 
 A :class:`Future` is finished by whoever runs the call (a worker thread, the home
 loop, a process reader) and can be waited on from anywhere:
@@ -7,14 +7,19 @@ loop, a process reader) and can be waited on from anywhere:
   completion releases: no polling;
 * ``await future`` works in any running loop: completion is posted to that
   loop's :class:`~aioconc._runtime.Inbox` (one wake-up per burst of completions);
+  under trio, through anyio (``_anyloop.py``);
 * ``add_done_callback`` runs in the thread that completes the future.
+
+The done-callbacks that carry a completion to threads and loops are in
+``_wakeups.py``; ``CancelledError`` is in ``_exceptions.py``.
 
 One module-wide lock guards the state transitions.  Its critical sections are a
 few attribute writes, so sharing it costs less than a lock per future would.
 
 The module is longer than most because the future is one state machine seen
 from three sides (threads, any event loop, asyncio's own future protocol) and
-splitting those would spread one lock's invariants over several files.
+splitting what touches its state would spread one lock's invariants over
+several files.
 
 Each future also carries the call's task record (``task_id``, ``status``,
 ``priority``, timestamps, ``attempts``, ``worker``); :meth:`Future.record`
@@ -24,7 +29,6 @@ returns it as a pydantic :class:`TaskRecord`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import itertools
 import logging
@@ -34,8 +38,11 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
+from ._anyloop import await_elsewhere
+from ._exceptions import CancelledError
 from ._record import TaskRecord, TaskStatus, utc_datetime
 from ._runtime import inbox_for, running_loop
+from ._wakeups import _cancel_aio, _copy_outcome, _LoopBridge, _OnLoop, _Waiter
 
 __all__ = [
     "BaseFuture",
@@ -44,16 +51,9 @@ __all__ = [
     "SyncFuture",
     "TaskRecord",
     "TaskStatus",
-    "wrap_future",
 ]
 
 T = TypeVar("T")
-
-
-class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
-    """Raised for a cancelled call: both ``concurrent.futures.CancelledError``
-    (what scripts catch) and ``asyncio.CancelledError`` (what asyncio's
-    ``wait_for``/``gather`` expect of a cancelled future)."""
 
 
 log = logging.getLogger("aioconc")
@@ -89,87 +89,6 @@ class _Cancellable(Protocol):
     def done(self) -> bool: ...
 
     def cancel(self) -> bool: ...
-
-
-class _OnLoop:
-    """A done-callback registered on an event loop: run there, whatever thread finishes."""
-
-    __slots__ = ("fn", "loop")
-    threadsafe = True
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> None:
-        self.loop = loop
-        self.fn = fn
-
-    def __call__(self, future: Future[Any]) -> None:
-        if running_loop() is self.loop:
-            self.fn(future)
-        elif not self.loop.is_closed():
-            inbox_for(self.loop).post(self.fn, future)
-
-
-class _Waiter:
-    """Wakes one thread blocked in ``result()``/``exception()``."""
-
-    __slots__ = ("lock",)
-    threadsafe = True
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-
-    def __call__(self, _future: Any) -> None:
-        self.lock.release()
-
-
-class _LoopBridge:
-    """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
-
-    __slots__ = ("cancel_as_error", "inbox", "loop", "target")
-    threadsafe = True
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any], cancel_as_error: bool
-    ) -> None:
-        self.loop = loop
-        self.inbox = inbox_for(loop)
-        self.target = target
-        self.cancel_as_error = cancel_as_error
-
-    def __call__(self, future: Future[Any]) -> None:
-        if running_loop() is self.loop:
-            _copy_outcome(future, self.target, self.cancel_as_error)
-        else:
-            self.inbox.post(_copy_outcome, future, self.target, self.cancel_as_error)
-
-
-def _cancel_aio(aio: asyncio.Future[Any]) -> None:
-    # Always a loop turn later: a task cancelled before its first step would
-    # never enter the code that records the cancellation in the future.
-    loop = aio.get_loop()
-    if running_loop() is loop:
-        loop.call_soon(aio.cancel)
-    elif not loop.is_closed():
-        inbox_for(loop).post(aio.cancel)
-
-
-def _copy_outcome(
-    source: Future[Any], target: asyncio.Future[Any], cancel_as_error: bool = False
-) -> None:
-    # cancel_as_error: for ``await future``, a cancelled call surfaces as our
-    # CancelledError (the same exception result() raises), not as a
-    # cancellation of the bridge future.
-    if target.done():
-        return
-    state = source._state
-    if state is _SUCCESS:
-        target.set_result(source._result)
-    elif state is _FAILURE:
-        target.set_exception(cast(BaseException, source._exception))
-    elif cancel_as_error:
-        target.set_exception(CancelledError())
-    else:
-        target.cancel()
 
 
 class Future(Generic[T]):
@@ -625,10 +544,3 @@ class SyncFuture(Future[T]):
             self._result = result_value
             self._state = _SUCCESS
         self.completed_at = self.submitted_at
-
-
-# ---------------------------------------------------------------------------
-
-
-from ._anyloop import await_elsewhere  # noqa: E402 - it needs Future's module loaded
-from ._wrap import wrap_future  # noqa: E402 - re-exported; _wrap needs Future first

@@ -28,8 +28,9 @@ import anyio
 
 from ._anyloop import current_inbox
 from ._enums import PollingAlgorithm, ReturnWhen
-from ._future import CancelledError, Future, SyncFuture, wrap_future
+from ._future import CancelledError, Future, SyncFuture
 from ._runtime import running_loop
+from ._wrap import wrap_future
 
 if TYPE_CHECKING:
     from .progress import ProgressOption, _ProgressSink

@@ -30,7 +30,6 @@ import contextlib
 import contextvars
 import threading
 from dataclasses import dataclass, field
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._future import Future
@@ -47,7 +46,6 @@ __all__ = [
     "ClassBackend",
     "WorkerSpec",
     "construct",
-    "invoke",
     "run_coroutine_here",
 ]
 
@@ -163,17 +161,6 @@ def _set_limits(instance: Any, limits: Any) -> None:
     # A class with __slots__ and no __dict__ gets no self.limits.
     with contextlib.suppress(AttributeError):
         object.__setattr__(instance, "limits", limits)
-
-
-def invoke(method: Any, call: Call) -> Any:
-    """Run one call of ``method`` here (an ``async def`` one to completion); its value.
-
-    Raises what the method raises.
-    """
-    result = method(*call.args, **call.kwargs)
-    if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-        result = run_coroutine_here(result)
-    return result
 
 
 _private_loops = threading.local()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from types import CoroutineType
 from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ._base import Capabilities, ClassBackend, WorkerSpec, construct, invoke, run_coroutine_here
+from ._base import Capabilities, ClassBackend, WorkerSpec, construct, run_coroutine_here
 
 __all__ = ["backend"]
 
@@ -63,7 +64,9 @@ class SyncWorker:
         try:
             # In a copy of the caller's context, as the other in-process modes do:
             # what the method sets stays with the call.
-            result = call.context.run(invoke, method, call)
+            result = call.context.run(method, *call.args, **call.kwargs)
+            if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
+                result = call.context.run(run_coroutine_here, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

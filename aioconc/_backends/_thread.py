@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import queue
 import threading
+from types import CoroutineType
 from typing import Any
 
 from .._call import Call
@@ -29,7 +30,6 @@ from ._base import (
     WorkerSpec,
     close_private_loop,
     construct,
-    invoke,
     run_coroutine_here,
 )
 
@@ -136,7 +136,9 @@ class SerialThread:
             if method is None:
                 method = self._methods[call.method] = getattr(target, call.method)
             # In the caller's context (a copy), as asyncio.to_thread runs its function.
-            result = call.context.run(invoke, method, call)
+            result = call.context.run(method, *call.args, **call.kwargs)
+            if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
+                result = call.context.run(run_coroutine_here, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

@@ -64,7 +64,8 @@ class Inbox:
         schedule: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._loop = loop
-        self._schedule = loop.call_soon_threadsafe if schedule is None else schedule
+        # None: the loop's own call_soon_threadsafe, looked up when it is needed.
+        self._schedule = schedule
         self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -82,7 +83,11 @@ class Inbox:
         if not self._scheduled:
             self._scheduled = True
             try:
-                self._schedule(self._drain)
+                schedule = self._schedule
+                if schedule is None:
+                    self._loop.call_soon_threadsafe(self._drain)
+                else:
+                    schedule(self._drain)
             except RuntimeError:  # loop closed (anyio's RunFinishedError is one too)
                 self._items.clear()
 

@@ -358,7 +358,17 @@ class Future(Generic[T]):
                 if loop is None:  # trio, or another loop anyio knows
                     return (yield from await_elsewhere(self).__await__())  # type: ignore[no-any-return]
                 target: asyncio.Future[Any] = loop.create_future()
-                self.add_done_callback(_LoopBridge(loop, target, True))
+                bridge = _LoopBridge(loop, target, True)
+                # add_done_callback's work, for a callback known to be thread-safe.
+                with _lock:
+                    pending = self._state is _PENDING or self._state is _STARTED
+                    if pending:
+                        if self._callbacks is None:
+                            self._callbacks = [bridge]
+                        else:
+                            self._callbacks.append(bridge)
+                if not pending:
+                    _copy_outcome(self, target, True)
                 try:
                     yield from target
                 except asyncio.CancelledError:

@@ -54,7 +54,11 @@ async def test_the_recipe_serves_2000_requests_100_at_a_time() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(recipe_app(), lifespan="on", log_level="warning")
+    # Keep-alive longer than the test: a connection the server drops as idle
+    # while the client reuses it would fail a request on a slow machine.
+    config = uvicorn.Config(
+        recipe_app(), lifespan="on", log_level="warning", timeout_keep_alive=120
+    )
     server = uvicorn.Server(config)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:

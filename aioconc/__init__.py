@@ -27,7 +27,6 @@ from ._future import Future as Future
 from ._future import SyncFuture as SyncFuture
 from ._future import TaskRecord as TaskRecord
 from ._future import TaskStatus as TaskStatus
-from ._future import wrap_future as wrap_future
 from ._proxy import WorkerHandle as WorkerHandle
 from ._retry_config import RetryConfig as RetryConfig
 from ._stats import CallStatistics as CallStatistics
@@ -42,6 +41,7 @@ from ._wait import gather as gather
 from ._wait import wait as wait
 from ._worker import Worker as Worker
 from ._worker import worker as worker
+from ._wrap import wrap_future as wrap_future
 from .config import global_config as global_config
 from .config import temp_config as temp_config
 from .direct import DirectFunction as DirectFunction

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._future import Future
-from ._runtime import inbox_for, running_loop
+from ._runtime import inbox_for, running_loop, task_in_context
 
 if TYPE_CHECKING:
     from ._backends._base import BackendWorker
@@ -115,7 +115,7 @@ class ChainRunner:
             return
         fut.attempts = 0
         self._running += 1
-        task = self._loop.create_task(self._run(call))
+        task = task_in_context(self._loop, self._run(call), call.context)
         task.add_done_callback(functools.partial(self._ended, fut))
         fut._bind_task(task)
 

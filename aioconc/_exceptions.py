@@ -13,8 +13,11 @@
      │    ├── RemoteError              a worker raised an exception whose type the caller
      │    │                            can't rebuild (json/msgpack serializers)
      │    └── RetryValidationError     retry_until rejected every attempt's result
-     └── TimeoutError
-          └── CallTimeoutError         a call ran past its deadline (also AioconcError)
+     ├── TimeoutError
+     │    └── CallTimeoutError         a call ran past its deadline (also AioconcError)
+     └── concurrent.futures.CancelledError
+          └── CancelledError           a cancelled call (also asyncio.CancelledError,
+                                       a BaseException)
 
 User exceptions are never wrapped: a method that raises ``KeyError`` fails its
 future with that ``KeyError``.  Cancellation is ``concurrent.futures.CancelledError``,
@@ -23,11 +26,14 @@ as in the standard library.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Any
 
 __all__ = [
     "AioconcError",
     "CallTimeoutError",
+    "CancelledError",
     "RemoteError",
     "RetryValidationError",
     "SerializationError",
@@ -162,3 +168,10 @@ def _rebuild_validation(
         validation_errors=validation_errors,
         method_name=method_name,
     )
+
+
+class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
+    """Raised for a cancelled call by ``result()`` and ``await``: both
+    ``concurrent.futures.CancelledError`` (what scripts catch) and
+    ``asyncio.CancelledError`` (what asyncio's ``wait_for``/``gather`` expect of a
+    cancelled future)."""

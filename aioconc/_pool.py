@@ -28,12 +28,14 @@ import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import config
+from ._anyloop import in_async_code, wait_quietly
 from ._backends import get_backend
 from ._backends._base import WorkerSpec
 from ._balance import make_balancer
@@ -425,15 +427,16 @@ class PoolHandle(ResolvedOptions):
             return
         wait = self._options.stop_timeout if timeout is None else timeout
         for drained in self._begin_stop(graceful):
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drained.as_asyncio_future()), wait)
+            await wait_quietly(drained, wait)  # on any loop (asyncio, uvloop, trio)
         members = self._close_members(graceful)
-        closing = [asyncio.shield(w.closed.as_asyncio_future()) for w in members]
-        if closing:
-            _, pending = await asyncio.wait(closing, timeout=wait)
-            if pending:
-                for worker in members:
-                    worker.force_close()
+        # The workers close side by side: one deadline for all of them.
+        deadline = None if wait is None else time.monotonic() + wait
+        for worker in members:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not await wait_quietly(worker.closed, left):
+                for member in members:
+                    member.force_close()
+                return
 
     def __enter__(self) -> Any:
         return self
@@ -478,7 +481,7 @@ def start_pool(
     pool_cls: type[PoolHandle] = getattr(cls, "_aioconc_pool_class", PoolHandle)
     pool = pool_cls(cls, args, kwargs, options, methods, backend or get_backend(options.mode))
     ready = pool.ready
-    if not ready.done() and running_loop() is None:
+    if not ready.done() and not in_async_code():  # in async code: never block its loop
         timeout = options.extra.get("start_timeout")
         try:
             ready.result(timeout)

@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._anyloop import wait_quietly
 from ._call import Call
 from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
@@ -242,12 +243,9 @@ class WorkerHandle(ResolvedOptions):
         worker = self._worker
         wait = self._options.stop_timeout if timeout is None else timeout
         for drained in self._run_stop_hooks(graceful):
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drained.as_asyncio_future()), wait)
+            await wait_quietly(drained, wait)  # on any loop (asyncio, uvloop, trio)
         worker.begin_close(graceful)
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.closed.as_asyncio_future()), wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        if not await wait_quietly(worker.closed, wait):
             worker.force_close()
 
     def _run_stop_hooks(self, graceful: bool) -> list[Future[None]]:

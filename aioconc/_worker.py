@@ -18,12 +18,12 @@ import warnings
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar, overload
 
+from ._anyloop import in_async_code
 from ._backends import OPTION_NAMES, get_backend
 from ._backends._base import WorkerSpec, is_constructing
 from ._chain import attempt_handler, build_chain
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
-from ._runtime import running_loop
 from ._stats import CallStats
 from .limits import limits_for
 from .middleware import stages_for
@@ -141,7 +141,7 @@ def start_worker(
             stage.bind_loop(handle._chain_loop)
             handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready
-    if not ready.done() and running_loop() is None:
+    if not ready.done() and not in_async_code():  # in async code: never block its loop
         timeout = options.extra.get("start_timeout")
         try:
             ready.result(timeout)

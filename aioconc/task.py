@@ -14,7 +14,6 @@ iterator maps in bounded memory.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import inspect
@@ -22,6 +21,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from ._anyloop import wait_quietly
 from ._call import Call
 from ._enums import ExecutionMode
 from ._exceptions import WorkerStoppedError
@@ -300,10 +300,9 @@ class MapIterator(Generic[R]):
             raise StopAsyncIteration
         fut = self._pending[0]
         try:
-            value = await asyncio.wait_for(asyncio.shield(fut.as_asyncio_future()), self._timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            self._fail()
-            raise TimeoutError(f"map result not ready within {self._timeout} s") from None
+            if not await wait_quietly(fut, self._timeout):  # on any loop, trio's too
+                raise TimeoutError(f"map result not ready within {self._timeout} s")
+            value = fut._outcome()
         except BaseException:
             self._fail()
             raise

@@ -310,10 +310,7 @@ class Receiver:
             if fut is None:
                 continue  # skipped after a cancel, or already ended by force_close()
             try:
-                if codec is None:
-                    item = pickle.loads(blob)
-                else:
-                    item = codec.decode_outcome(blob, method)
+                item = pickle.loads(blob) if codec is None else codec.decode_outcome(blob, method)
             except Exception as exc:
                 fut._set_exception(unloadable_error(worker._name, exc))
                 continue

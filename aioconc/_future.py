@@ -424,6 +424,9 @@ class Future(Generic[T]):
             self._state = _SUCCESS
             self.completed_at = time.time()
             callbacks, self._callbacks = self._callbacks, None
+            stats = self._stats
+            if stats is not None:
+                stats.finished(self, True)
         if callbacks:
             self._run_callbacks(callbacks)
 

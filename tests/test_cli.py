@@ -1,9 +1,11 @@
 """The command line and the README run end to end.
 
 ``python -m aioconc demo`` and ``python -m aioconc bench --quick`` run in a
-subprocess; every ``python`` block of the README and of the docs runs too
-(but ``docs/ray.md``'s, which need a Ray cluster), and ``.ci/run`` runs the
-README's test command.
+subprocess; every ``python`` block of the README and of the docs (with its
+subfolders) runs too (but ``docs/ray.md``'s, which need a Ray cluster), and
+``.ci/run`` runs the README's test command.  Code of other libraries shown for
+comparison (concurry, Ray, pynenc) is fenced as ``py``, not ``python``, and is
+not run.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 def python_blocks() -> list[tuple[str, str]]:
     """``(where, code)`` of every ```python block of the README and the docs, in order."""
-    docs = sorted(page for page in (ROOT / "docs").glob("*.md") if page.name != "ray.md")
+    docs = sorted(page for page in (ROOT / "docs").rglob("*.md") if page.name != "ray.md")
     pages = [ROOT / "README.md", *docs]
     blocks = []
     for page in pages:

@@ -10,6 +10,7 @@ not run.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -104,8 +105,10 @@ def test_demo_shows_every_core_mode() -> None:
 
 
 @pytest.mark.slow
-def test_bench_quick_measures_every_core_mode() -> None:
-    proc = run_cli("bench", "--quick", timeout=110)
+def test_bench_quick_measures_every_core_mode(tmp_path: Path) -> None:
+    chart = tmp_path / "bench.png"
+    plot = ("--plot", str(chart)) if importlib.util.find_spec("matplotlib") else ()
+    proc = run_cli("bench", "--quick", *plot, timeout=110)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for mode in CORE_MODES:
@@ -116,3 +119,5 @@ def test_bench_quick_measures_every_core_mode() -> None:
     for name in ("asyncio awaited", "thread awaited", "asyncio CPU", "thread CPU"):
         assert re.search(rf"^\| {name}", out, re.MULTILINE), f"no {name} row in:\n{out}"
     assert "ratio" in out
+    if plot:
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "no chart drawn"

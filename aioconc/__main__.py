@@ -21,7 +21,11 @@ def _parser() -> argparse.ArgumentParser:
         "modes.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
-    sub.add_parser("demo", help="run a small worker in every available mode and show where it ran")
+    sub.add_parser(
+        "demo",
+        help="a tour in six parts: every mode, a pool map with a progress bar, a rate limit, "
+        "a crash survived, await, task records",
+    )
     bench = sub.add_parser(
         "bench",
         help="measure aioconc against the raw primitives and concurry, as ratios",

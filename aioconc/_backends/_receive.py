@@ -65,6 +65,7 @@ from ._wire import (
 
 if TYPE_CHECKING:
     from .._runtime import Inbox
+    from .._serialize import CallCodec
     from ._launch import ForkServer, Spawner
 
 __all__ = ["Receiver", "Receiving"]
@@ -86,6 +87,8 @@ class Receiving(Launched, Protocol):
     _pending: dict[int, Future[Any]]
     _inbox: Inbox
     _launcher: Spawner | ForkServer
+    _codec: CallCodec | None
+    _methods: dict[int, str]
 
     def _on_eof(self) -> None: ...
 
@@ -327,12 +330,14 @@ class Receiver:
     def _deliver(self, body: bytes) -> None:
         worker = self._worker
         pending = worker._pending
+        codec = worker._codec
         for ident, blob in split_batch(body):
             fut = pending.pop(ident, None)
+            method = "" if codec is None else worker._methods.pop(ident, "")
             if fut is None:
                 continue  # skipped after a cancel, or already ended by force_close()
             try:
-                item = pickle.loads(blob)
+                item = pickle.loads(blob) if codec is None else codec.decode_outcome(blob, method)
             except Exception as exc:
                 fut._set_exception(unloadable_error(worker._name, exc))
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import weakref
 from typing import Any
@@ -96,9 +97,12 @@ def map_error(exc: BaseException, worker: str) -> BaseException:
         if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
             return map_error(cause, worker)
         if isinstance(cause, BaseException):
-            if hasattr(cause, "add_note"):
-                # str() of Ray's error is the remote traceback.
-                cause.add_note(f"Remote traceback (Ray, worker {worker}):\n{exc}")
+            # str() of Ray's error is the remote traceback.
+            note = f"Remote traceback (Ray, worker {worker}):\n{exc}"
+            if sys.version_info >= (3, 11):
+                cause.add_note(note)
+            else:  # no add_note yet: put the note where it would
+                cause.__notes__ = [*getattr(cause, "__notes__", ()), note]  # type: ignore[attr-defined]
             return cause
         return exc
     if isinstance(exc, rex.RayActorError):

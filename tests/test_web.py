@@ -1,4 +1,4 @@
-"""docs/web.md's FastAPI recipe, served by uvicorn on loopback and driven by httpx."""
+"""docs/guides/web-app.md's FastAPI recipe, served by uvicorn on loopback and driven by httpx."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ uvicorn = pytest.importorskip("uvicorn")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-RECIPE = Path(__file__).resolve().parent.parent / "docs" / "web.md"
+RECIPE = Path(__file__).resolve().parent.parent / "docs" / "guides" / "web-app.md"
 REQUESTS = 2_000
 AT_ONCE = 100
 

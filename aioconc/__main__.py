@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from . import _bench
+    from .bench import _run as bench
 
     overrides: dict[str, object] = {}
     if args.n is not None:
@@ -55,13 +55,13 @@ def _bench(args: argparse.Namespace) -> int:
         overrides["modes"] = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     if args.no_concurry:
         overrides["concurry"] = False
-    cfg = _bench.BenchConfig.quick(**overrides) if args.quick else _bench.BenchConfig(**overrides)  # type: ignore[arg-type]
+    cfg = bench.BenchConfig.quick(**overrides) if args.quick else bench.BenchConfig(**overrides)  # type: ignore[arg-type]
 
     def log(message: str) -> None:
         print(f"  … {message}", file=sys.stderr, flush=True)
 
     if args.plot:
-        from . import _plot
+        from .bench import _plot
 
         try:
             _plot.require_matplotlib()  # before a run of minutes, not after it
@@ -69,13 +69,13 @@ def _bench(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
 
-    unknown = set(cfg.modes) - {entry.mode for entry in _bench.MODES}
+    unknown = set(cfg.modes) - {entry.mode for entry in bench.MODES}
     if unknown:
         print(f"unknown mode(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     print(f"aioconc bench: n={cfg.n}, best of {cfg.repeats}, concurry n={cfg.concurry_n}")
-    rows, skipped = _bench.run(cfg, log)
-    table = _bench.format_table(rows, skipped)
+    rows, skipped = bench.run(cfg, log)
+    table = bench.format_table(rows, skipped)
     print(table)
     if args.plot:
         _plot.save_chart(_plot.parse_table(table), args.plot)

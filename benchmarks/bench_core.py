@@ -1,7 +1,7 @@
 """The core benchmark: start-up, burst, round trip, awaited calls and CPU per mode.
 
 A thin wrapper over ``python -m aioconc bench`` (the measuring code lives in
-``aioconc._bench`` so that an installed aioconc can run it too); it takes the same
+``aioconc.bench`` so that an installed aioconc can run it too); it takes the same
 arguments::
 
     python benchmarks/bench_core.py --quick

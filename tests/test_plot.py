@@ -1,4 +1,4 @@
-"""``bench --plot``: the printed ratio table becomes a chart (aioconc/_plot.py)."""
+"""``bench --plot``: the printed ratio table becomes a chart (aioconc/bench/_plot.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aioconc import __main__ as cli
-from aioconc import _plot
+from aioconc.bench import _plot
 
 # The table as the benchmark prints it; "@" stands for the multiplication sign.
 TABLE = """\

@@ -23,8 +23,8 @@ created yet (``NotImplementedError``, a missing extra) is skipped with a note,
 which is how the ``process`` rows wait for the process backend.
 
 The subjects (aioconc, concurry, the raw primitives) are in
-``_bench_subjects.py``, the figures inside a running loop in
-``_bench_awaited.py``, the table in ``_bench_table.py``; this file reads top to
+``_subjects.py``, the figures inside a running loop in
+``_awaited.py``, the table in ``_table.py``; this file reads top to
 bottom as modes, timing, rows.
 """
 
@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._bench_awaited import (
+from ._awaited import (
     AwaitedSetup,
     aioconc_awaited,
     anyio_to_thread,
@@ -51,7 +51,7 @@ from ._bench_awaited import (
     ray_remote,
     run_in_executor,
 )
-from ._bench_subjects import (
+from ._subjects import (
     CONCURRY,
     Caller,
     Subject,
@@ -62,10 +62,10 @@ from ._bench_subjects import (
     _tpe_subject,
     _worker_subject,
 )
-from ._bench_table import UNITS, Row, Target, format_table, plot
-from ._bench_workers import _AioconcBench
+from ._table import UNITS, Row, Target, format_table
+from ._workers import _AioconcBench
 
-__all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "plot", "run"]
+__all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "run"]
 
 UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
 """What creating a worker of a mode that is not built (or not installed) raises."""
@@ -86,7 +86,8 @@ class ModeEntry:
     the in-coroutines figure (its target key is ``"in coroutines/<label>"``);
     ``default`` whether a run without ``--modes`` includes the mode;
     ``cpu_method`` a method that takes one second; ``concurry_mode`` the same mode
-    in concurry (None: no concurry rows); ``targets`` maps
+    in concurry, by member name, which it accepts on every Python (None: no
+    concurry rows); ``targets`` maps
     ``"figure/baseline"`` (baseline ``raw`` or ``concurry``; ``cpu/-``) to a bound.
     """
 
@@ -116,7 +117,7 @@ MODES: tuple[ModeEntry, ...] = (
         "sync",
         method="ping",
         raw=_direct_subject,
-        concurry_mode="sync",
+        concurry_mode="Sync",
         targets={
             "burst/concurry": Target(">=", 3.0),
             "round trip/concurry": Target("<=", round(1 / 3, 2)),
@@ -129,7 +130,7 @@ MODES: tuple[ModeEntry, ...] = (
         raw_awaited=("asyncio.gather(coroutines)", bare_coroutines),
         in_coroutines=((BARE, bare_coroutines),),
         cpu_method="asleep1",
-        concurry_mode="asyncio",
+        concurry_mode="Asyncio",
         targets={
             "burst/raw": Target(">=", 2.0),
             "awaited/raw": Target(">=", 0.5),
@@ -144,7 +145,7 @@ MODES: tuple[ModeEntry, ...] = (
         raw_awaited=("run_in_executor(TPE(1))", run_in_executor),
         in_coroutines=((TO_THREAD, asyncio_to_thread), (ANYIO, anyio_to_thread)),
         cpu_method="sleep1",
-        concurry_mode="thread",
+        concurry_mode="Threads",
         targets={
             f"in coroutines/{TO_THREAD}": Target(">=", 2.0),
             "burst/raw": Target(">=", 1.0),
@@ -159,7 +160,7 @@ MODES: tuple[ModeEntry, ...] = (
         raw=_pipe_subject,
         in_coroutines=((PIPE, pipe_loop_futures),),
         cpu_method="sleep1",
-        concurry_mode="process",
+        concurry_mode="Processes",
         concurry_share=0.1,
         targets={
             f"in coroutines/{PIPE}": Target(">=", 0.5),

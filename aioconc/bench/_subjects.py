@@ -3,7 +3,7 @@
 A :class:`Subject` is one way of running the benchmark's calls -- an aioconc
 worker, a concurry worker, or a raw primitive (``ThreadPoolExecutor``, an
 event loop in a thread, a pipelined ``multiprocessing.Pipe``) -- reduced to
-start / caller / stop, so that ``_bench.py``'s timing loops drive them all alike.
+start / caller / stop, so that ``_run.py``'s timing loops drive them all alike.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._bench_workers import _Calls
+from ._workers import _Calls
 
 try:
     from concurry import Worker as _ConcurryWorker

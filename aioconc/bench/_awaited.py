@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from ._bench_workers import _AioconcBench, _Calls
+from ._workers import _AioconcBench, _Calls
 
 __all__ = [
     "AwaitedSetup",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TIMES", "UNITS", "Row", "Target", "format_table", "plot"]
+__all__ = ["TIMES", "UNITS", "Row", "Target", "format_table"]
 
 TIMES = "\u00d7"  # the multiplication sign after a ratio
 
@@ -115,29 +114,3 @@ def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
     out.append("ms and µs: lower is better). Best of k runs after a warm-up.")
     out.extend(dict.fromkeys(notes))
     return "\n".join(out)
-
-
-def plot(rows: Sequence[Row], path: str) -> bool:
-    """Save a bar chart of the ratios to ``path``; False when matplotlib is missing."""
-    try:
-        matplotlib = importlib.import_module("matplotlib")
-    except ImportError:
-        return False
-    matplotlib.use("Agg")
-    plt = importlib.import_module("matplotlib.pyplot")
-    shown = [r for r in rows if not math.isnan(r.ratio)]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(shown) + 1))
-    labels = [f"{r.name} vs {r.baseline_label}" for r in shown]
-    colors = [{True: "tab:green", False: "tab:red", None: "tab:gray"}[r.met] for r in shown]
-    ax.barh(labels, [r.ratio for r in shown], color=colors)
-    for y, r in enumerate(shown):
-        if r.target is not None:
-            ax.plot([r.target.value] * 2, [y - 0.4, y + 0.4], color="black")
-    ax.axvline(1.0, color="gray", linewidth=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("ratio aioconc ÷ baseline (black tick: target)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True

@@ -1,7 +1,7 @@
 """The worker classes the benchmark runs, in a module of their own.
 
 A process worker's child imports the module its class lives in: keeping these
-classes away from ``_bench`` (which imports concurry) keeps that import light,
+classes away from ``_run`` (which imports concurry) keeps that import light,
 so process start-up is measured, not concurry's import time.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from . import Worker
+from .. import Worker
 
 __all__ = ["_AioconcBench", "_Calls"]
 

@@ -82,9 +82,18 @@ class Options:
     timeout: float | None = None
     serializer: str = "cloudpickle"
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    settings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """The per-mode timeouts in force when the worker was made (``command_queue_timeout``, ...)."""
 
 
-_COMMON = frozenset(f.name for f in dataclasses.fields(Options)) - {"extra"}
+_COMMON = frozenset(f.name for f in dataclasses.fields(Options)) - {"extra", "settings"}
+# Per-mode configuration fields a handle reports under its own name
+# (``worker_command_queue_timeout`` -> ``handle.command_queue_timeout``).
+_SETTING_FIELDS = {
+    field.partition("_")[2]: field
+    for field in config.ExecutionModeDefaults.model_fields
+    if field.startswith(("worker_", "pool_")) and field.endswith(("_timeout", "_wait"))
+}
 _FROM_CONFIG = (
     "blocking",
     "max_workers",
@@ -203,7 +212,7 @@ def _mode_of(merged: Mapping[str, Any]) -> ExecutionMode:
     mode = merged.get("mode")
     if mode is None:
         raise ValueError(
-            "mode is required: pass it to .options(mode=...), @worker(mode=...) or as a "
+            "mode parameter is required: pass it to .options(mode=...), @worker(mode=...) or as a "
             "class keyword (class C(Worker, mode=...))"
         )
     if not isinstance(mode, ExecutionMode):
@@ -306,5 +315,13 @@ def resolve_options(
         timeout=merged.get("timeout"),
         serializer=merged.get("serializer", "cloudpickle"),
         extra=types.MappingProxyType(extra),
+        settings=types.MappingProxyType(_settings(mode)),
         **values,
     )
+
+
+def _settings(mode: ExecutionMode) -> dict[str, float]:
+    # Read once, when the worker is made: later configuration changes do not
+    # reach a running worker (as in concurry).
+    resolved = {name: config.resolve(mode, field) for name, field in _SETTING_FIELDS.items()}
+    return {name: value for name, value in resolved.items() if value is not None}

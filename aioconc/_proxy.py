@@ -101,11 +101,63 @@ def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
     return waits
 
 
+def _setting(name: str) -> Any:
+    def read(self: ResolvedOptions) -> float:
+        try:
+            return self._options.settings[name]
+        except KeyError:
+            raise AttributeError(
+                f"{name!r} is not a setting of {self._options.mode} mode"
+            ) from None
+
+    return property(read, doc=f"The resolved ``{name}`` of this mode, in seconds.")
+
+
 class ResolvedOptions:
-    """The resolved options a handle or pool reports (CONFORMANCE 60)."""
+    """The resolved options a handle or pool reports (CONFORMANCE 60), read-only.
+
+    The per-mode timeouts of the configuration (``command_queue_timeout`` for
+    thread workers, ``result_queue_timeout`` for process workers, ...) read back
+    as they were when the worker was made; a mode without one raises
+    ``AttributeError``.  Assigning any public attribute raises ``AttributeError``:
+    options are given to ``.options(...)`` before the worker starts.
+    """
 
     _blocking: bool
+    _cls: type[Any] | None
     _options: Options
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise AttributeError(
+                f"cannot set {name!r}: a worker handle's settings are frozen once it is made; "
+                "pass them to .options(...) instead"
+            )
+        object.__setattr__(self, name, value)
+
+    @property
+    def worker_cls(self) -> type[Any] | None:
+        """The worker class this handle runs."""
+        return self._cls
+
+    @property
+    def mp_context(self) -> str:
+        """The multiprocessing start method (process mode only, else ``AttributeError``)."""
+        try:
+            return str(self._options.extra["mp_context"])
+        except KeyError:
+            raise AttributeError(
+                f"'mp_context' is not a setting of {self._options.mode} mode"
+            ) from None
+
+    command_queue_timeout = _setting("command_queue_timeout")
+    result_queue_timeout = _setting("result_queue_timeout")
+    result_queue_cleanup_timeout = _setting("result_queue_cleanup_timeout")
+    loop_ready_timeout = _setting("loop_ready_timeout")
+    thread_ready_timeout = _setting("thread_ready_timeout")
+    sync_queue_timeout = _setting("sync_queue_timeout")
+    on_demand_cleanup_timeout = _setting("on_demand_cleanup_timeout")
+    on_demand_slot_max_wait = _setting("on_demand_slot_max_wait")
 
     @property
     def blocking(self) -> bool:

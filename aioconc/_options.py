@@ -265,9 +265,9 @@ def _check_pool(mode: ExecutionMode, max_workers: int | None, on_demand: bool) -
     if mode not in _NO_POOL_MODES:
         return
     if max_workers not in (None, 0, 1):
-        raise ValueError(f"max_workers must be 1 in {mode} mode, got {max_workers}")
+        raise ValueError(f"max_workers must be 1 for {mode} mode, got {max_workers}")
     if on_demand:
-        raise ValueError(f"on_demand=True is not supported in {mode} mode")
+        raise ValueError(f"on_demand mode is not supported for {mode} mode")
 
 
 def _force_sync() -> bool:

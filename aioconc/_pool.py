@@ -102,6 +102,8 @@ class PoolHandle(ResolvedOptions):
     ``WorkerStoppedError``.
     """
 
+    _kind = "Worker pool"
+
     def __init__(
         self,
         cls: type[Any],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._call import Call
 from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
-from ._future import Future
+from ._future import Future, SyncFuture
 from ._options import parse_priority
 from ._runtime import running_loop
 from ._unwrap import defer, needs_unwrap
@@ -37,6 +37,11 @@ _names = itertools.count(1)
 def worker_name(cls: type[Any]) -> str:
     """A readable, unique name for a new worker of ``cls``."""
     return f"{cls.__name__}-{next(_names)}"
+
+
+def stopped_message(handle: Any) -> str:
+    """The error text of a call to a stopped handle or pool (concurry's wording first)."""
+    return f"{handle._kind} is stopped: {handle._name} takes no more calls; start a new one"
 
 
 class BoundMethod:
@@ -59,8 +64,8 @@ class BoundMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
         if handle._stopped:
-            raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
-        fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
+            raise WorkerStoppedError(stopped_message(handle))
+        fut: Future[Any] = handle._new_future(priority=self._priority, worker=handle._name)
         call = Call(self._name, args, kwargs, fut, self._timeout)
         dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
         if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
@@ -123,6 +128,10 @@ class ResolvedOptions:
     options are given to ``.options(...)`` before the worker starts.
     """
 
+    _kind = "Worker"  # how errors name it ("Worker pool" for pools)
+    # What a call's future is made by: a SyncFuture for a worker that runs calls
+    # inline (sync mode), as concurry users check with isinstance.
+    _new_future: Callable[..., Future[Any]] = Future
     _blocking: bool
     _cls: type[Any] | None
     _options: Options
@@ -197,6 +206,8 @@ class WorkerHandle(ResolvedOptions):
         self._worker = worker
         self._stopped = False
         self._blocking = options.blocking
+        if worker.capabilities.blocking_dispatch:
+            self._new_future = SyncFuture.pending
         # A backend that resolves argument futures itself (ray) gets them as they are.
         self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
         self._init_kwargs: dict[str, Any] = {}

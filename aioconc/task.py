@@ -154,8 +154,8 @@ class TaskMixin:
         """Run the bound function; ``TypeError`` when none is bound."""
         if self._init_kwargs.get("fn") is None:
             raise TypeError(
-                "submit() requires a callable function: this TaskWorker has no bound "
-                "function, so call submit(fn, ...)"
+                "submit() requires a callable function, got NoneType: this TaskWorker "
+                "has no bound function, so call submit(fn, ...)"
             )
         return self.submit(*args, **kwargs)
 

@@ -65,7 +65,7 @@ class Acquisition:
             )
         if used > self.requested:
             logger.warning(
-                "usage %s of limit %r exceeds the %s requested; the excess is not charged",
+                "Usage (%s) of limit %r exceeds requested amount (%s); the excess is not charged",
                 used,
                 self.limit.key,
                 self.requested,
@@ -126,7 +126,8 @@ class LimitSetAcquisition:
                 if key not in self._warned:
                     self._warned.add(key)
                     logger.warning(
-                        "update: limit %r was not acquired here and is ignored (acquired: %s)",
+                        "Cannot update limit %r: not acquired in this LimitSet; ignored "
+                        "(acquired: %s)",
                         key,
                         sorted(self.acquisitions),
                     )
@@ -141,8 +142,9 @@ class LimitSetAcquisition:
         missing = self._release()
         if missing:
             raise RuntimeError(
-                f"acquisition released without update(usage=...) for {missing}: "
-                "RateLimits (and CallLimits requested more than once) need the real usage"
+                f"Not all limits in the LimitSet were updated. Missing: {missing}: "
+                "RateLimits (and CallLimits requested more than once) need "
+                "update(usage=...) with the real usage before release"
             )
 
     def _release(self) -> list[str]:

@@ -37,6 +37,12 @@ class LimitPool:
         TypeError: an item is not a ``LimitSet``.
     """
 
+    limit_sets: list[LimitSet]
+    load_balancing: LoadBalancingAlgorithm
+    worker_index: int
+    _counter: itertools.count[int]
+    _picks: list[int]
+
     def __init__(
         self,
         limit_sets: Iterable[LimitSet],
@@ -59,12 +65,22 @@ class LimitPool:
             worker_index = defaults.limit_pool_worker_index
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(f"worker_index must be an integer >= 0, got {worker_index!r}")
-        self.limit_sets = sets
-        self.load_balancing = balancing
-        self.worker_index = worker_index
+        set_attr = object.__setattr__  # the pool is immutable once built (see __setattr__)
+        set_attr(self, "limit_sets", sets)
+        set_attr(self, "load_balancing", balancing)
+        set_attr(self, "worker_index", worker_index)
         # next() on itertools.count is atomic under the GIL: no lock on the hot path.
-        self._counter = itertools.count(worker_index)
-        self._picks = [0] * len(sets)
+        set_attr(self, "_counter", itertools.count(worker_index))
+        set_attr(self, "_picks", [0] * len(sets))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"cannot set {name!r}: a LimitPool is immutable once built (it is frozen); "
+            "make a new LimitPool"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete {name!r}: a LimitPool is immutable once built")
 
     def _select(self) -> LimitSet:
         if self.load_balancing is LoadBalancingAlgorithm.Random:
@@ -94,7 +110,7 @@ class LimitPool:
         """The ``index``-th set; ``TypeError`` for a non-integer index."""
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(
-                f"LimitPool indices are integers, not {type(index).__name__}: "
+                f"LimitPool indices must be integers, not {type(index).__name__}: "
                 "use pool[i]['key'] for a limit of the i-th set"
             )
         return self.limit_sets[index]

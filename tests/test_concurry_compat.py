@@ -31,6 +31,7 @@ from aioconc import (
     TaskWorker,
     Worker,
     gather,
+    global_config,
     temp_config,
     wait,
     worker,
@@ -288,6 +289,23 @@ def test_pool_reads_back_on_demand_timeouts() -> None:
         pool = Plain.options(mode="thread", max_workers=3).init()
     assert (pool.on_demand_cleanup_timeout, pool.on_demand_slot_max_wait) == (10.0, 120.0)
     pool.stop()
+
+
+def test_get_defaults_resolves_each_mode_through_the_global_values() -> None:
+    with temp_config(global_num_retries=5, thread_num_retries=10):
+        thread, ray = global_config.get_defaults("thread"), global_config.get_defaults("ray")
+        assert (thread.num_retries, ray.num_retries) == (10, 5)
+        assert thread.max_workers == 1 and ray.max_queued_tasks == 3
+    assert global_config.get_defaults("thread").num_retries == 0  # a snapshot per call
+    with pytest.raises(AttributeError, match="read-only"):
+        thread.num_retries = 1
+
+
+def test_temp_config_key_errors_use_concurrys_phrases() -> None:
+    with pytest.raises(ValueError, match="Invalid mode"), temp_config(nomode_max_workers=1):
+        pass
+    with pytest.raises(ValueError, match="Invalid attribute"), temp_config(thread_nofield=1):
+        pass
 
 
 def test_process_handle_reports_its_mp_context() -> None:

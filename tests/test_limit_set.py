@@ -44,7 +44,7 @@ def test_signature_and_attributes() -> None:
 
 
 def test_duplicate_keys_raise() -> None:
-    with pytest.raises(ValueError, match="duplicate limit key 'call_count'"):
+    with pytest.raises(ValueError, match="Duplicate limit key 'call_count'"):
         LimitSet([CallLimit(window=1, capacity=1), CallLimit(window=2, capacity=1)])
 
 

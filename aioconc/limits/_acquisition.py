@@ -53,7 +53,9 @@ class Acquisition:
         above the request is kept and logged as a warning: it already happened.
         """
         if self._released:
-            raise RuntimeError(f"limit {self.limit.key!r} was already released")
+            raise RuntimeError(
+                f"Cannot update an already released acquisition (limit {self.limit.key!r})"
+            )
         if isinstance(used, bool) or not isinstance(used, (int, float)):
             raise ValueError(f"usage of {self.limit.key!r} must be a number, got {used!r}")
         if used < 0:
@@ -119,15 +121,15 @@ class LimitSetAcquisition:
         ``ValueError`` for invalid usage, ``RuntimeError`` after release.
         """
         if self._released:
-            raise RuntimeError("this acquisition was already released")
+            raise RuntimeError("Cannot update an already released acquisition")
         for key, used in usage.items():
             acquisition = self.acquisitions.get(key)
             if acquisition is None:
                 if key not in self._warned:
                     self._warned.add(key)
                     logger.warning(
-                        "Cannot update limit %r: not acquired in this LimitSet; ignored "
-                        "(acquired: %s)",
+                        "Cannot update limit %r: not acquired in this LimitSet; ignored. "
+                        "Available keys: %s",
                         key,
                         sorted(self.acquisitions),
                     )

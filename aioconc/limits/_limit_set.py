@@ -83,7 +83,7 @@ class LimitSet:
                     f"LimitSet takes RateLimit, CallLimit or ResourceLimit objects, got {limit!r}"
                 )
             if limit.key in by_key:
-                raise ValueError(f"duplicate limit key {limit.key!r} in LimitSet")
+                raise ValueError(f"Duplicate limit key {limit.key!r} in LimitSet")
             # This set's own copy (equal to the one given), so that its
             # get_stats() and can_acquire() report this set's state.
             limit = limit.model_copy()
@@ -277,7 +277,7 @@ def _checked(limit: Limit, amount: object) -> float:
     if amount > capacity:
         raise ValueError(
             f"Requested amount ({amount}) exceeds capacity ({capacity}) for limit {key!r}: "
-            "this request could never be granted"
+            "this request can never be fulfilled"
         )
     if amount != int(amount):
         if isinstance(limit, ResourceLimit):

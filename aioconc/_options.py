@@ -255,7 +255,7 @@ def _check_per_method(merged: Mapping[str, Any], method_names: Collection[str] |
         if not isinstance(value, dict):
             continue
         if "*" not in value:
-            raise ValueError(f"{name} dict must have a '*' key for the default value")
+            raise ValueError(f"{name} dict must include '*' key for default value")
         unknown = sorted(set(value) - {"*"} - set(method_names or value))
         if unknown:
             raise ValueError(f"{name} dict names unknown methods: {', '.join(unknown)}")

@@ -185,6 +185,11 @@ def test_pool_misconfiguration_messages() -> None:
         Plain.options().init()
 
 
+def test_per_method_option_without_default_says_what_it_must_include() -> None:
+    with pytest.raises(ValueError, match=r"must include '\*' key for default value"):
+        Plain.options(mode="sync", num_retries={"add": 2}).init()
+
+
 def test_calls_after_stop_say_worker_is_stopped(worker_mode: str) -> None:
     handle = Plain.options(mode=worker_mode).init()
     handle.stop()

@@ -31,6 +31,7 @@ from ._runtime import inbox_for, running_loop
 if TYPE_CHECKING:
     from ._backends._base import BackendWorker
     from ._call import Call
+    from ._stats import CallStats
 
 __all__ = ["ChainRunner", "Handler", "Stage", "attempt_handler", "build_chain"]
 
@@ -48,11 +49,16 @@ def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
     return handler
 
 
-def attempt_handler(worker: BackendWorker) -> Handler:
-    """The chain's innermost handler: one attempt on ``worker``, with a fresh future."""
+def attempt_handler(worker: BackendWorker, attempts: CallStats | None = None) -> Handler:
+    """The chain's innermost handler: one attempt on ``worker``, with a fresh future.
+
+    ``attempts`` counts the attempts handed to the worker (what is in flight).
+    """
 
     async def attempt(call: Call) -> Any:
         one = call.attempt()
+        if attempts is not None:
+            attempts.submit(one.future)
         outer = call.future
         outer.attempts += 1
         outer._inner = one.future

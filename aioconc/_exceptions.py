@@ -10,6 +10,8 @@
      │    │    └── WorkerStoppedError  a call was made after stop(), also a RuntimeError
      │    ├── SerializationError       a value could not cross a process/Ray boundary,
      │    │                            also a TypeError
+     │    ├── RemoteError              a worker raised an exception whose type the caller
+     │    │                            can't rebuild (json/msgpack serializers)
      │    └── RetryValidationError     retry_until rejected every attempt's result
      └── TimeoutError
           └── CallTimeoutError         a call ran past its deadline (also AioconcError)
@@ -26,6 +28,7 @@ from typing import Any
 __all__ = [
     "AioconcError",
     "CallTimeoutError",
+    "RemoteError",
     "RetryValidationError",
     "SerializationError",
     "WorkerCrashedError",
@@ -91,6 +94,25 @@ class SerializationError(AioconcError, TypeError):
 
     Fails only the call that carried the value; the worker keeps serving.
     """
+
+
+class RemoteError(AioconcError):
+    """An exception raised in a worker that the caller could not rebuild as its own type.
+
+    Only with ``serializer="json"`` or ``"msgpack"``, where exceptions travel by
+    name: the caller rebuilds types it has imported, and raises this for the
+    rest.  ``type_name`` is the original type's dotted name; the message is the
+    original's.
+    """
+
+    def __init__(self, message: str, *, type_name: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+    @classmethod
+    def of(cls, type_name: str, message: str) -> RemoteError:
+        """The error for an exception of type ``type_name`` with ``message``."""
+        return cls(f"{type_name}: {message}", type_name=type_name)
 
 
 class CallTimeoutError(AioconcError, TimeoutError):

@@ -191,6 +191,7 @@ class Future(Generic[T]):
         "_loop",
         "_result",
         "_state",
+        "_stats",
         "_task_id",
         "attempts",
         "completed_at",
@@ -220,6 +221,7 @@ class Future(Generic[T]):
         # call): while it runs, this call is exactly as cancellable as it is.
         self._inner: _Cancellable | None = None
         self._task_id: str | None = None
+        self._stats: Any = None  # the handle's CallStats (_stats.py), counted at the end
         self.priority = priority
         self.worker = worker
         self.submitted_at = time.time()
@@ -493,6 +495,10 @@ class Future(Generic[T]):
         self._state = state
         self.completed_at = time.time()
         callbacks, self._callbacks = self._callbacks, None
+        stats = self._stats
+        if stats is not None:
+            ok = None if state is _CANCELLED else state is _SUCCESS
+            stats.finished(self, ok)
         return callbacks
 
     def _run_callbacks(self, callbacks: list[Callable[[Future[T]], Any]] | None) -> None:

@@ -89,6 +89,17 @@ class TaskWorker(Worker):
         """Await ``fn(*args, **kwargs)``: ``async def`` functions, concurrent in asyncio mode."""
         return await self.submit(fn, *args, **kwargs)
 
+    # The bound function is not sent with each call: it crossed once, at init.
+    # That also lets a json/msgpack worker run it (a function is no JSON).
+
+    def call_bound(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function bound with ``init(fn=...)``."""
+        return self.submit(self._bound_fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def acall_bound(self, *args: Any, **kwargs: Any) -> Any:
+        """Await the ``async def`` function bound with ``init(fn=...)``."""
+        return await self.submit(self._bound_fn, *args, **kwargs)  # type: ignore[arg-type]
+
 
 # ---------------------------------------------------------------------------
 # The handle side: submit, __call__, map
@@ -105,9 +116,13 @@ def _send(
     """Submit ``fn(*args, **kwargs)`` through ``handle`` and return the future."""
     if handle._stopped:
         raise WorkerStoppedError(stopped_message(handle))
-    method = "asubmit" if inspect.iscoroutinefunction(fn) else "submit"
+    is_async = inspect.iscoroutinefunction(fn)
     fut: Future[Any] = handle._new_future(priority=priority, worker=handle._name)
-    call = Call(method, (fn, *args), kwargs, fut, None)
+    handle._stats.submit(fut)
+    if fn is handle._init_kwargs.get("fn"):
+        call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)
+    else:
+        call = Call("asubmit" if is_async else "submit", (fn, *args), kwargs, fut, None)
     if handle._unwrap and needs_unwrap(call.args, kwargs):
         defer(call, handle._dispatch)
     else:

@@ -21,8 +21,10 @@ from .._call import Call
 from .._exceptions import SerializationError, WorkerCrashedError
 from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
+from .._serialize import CallCodec, with_remote_traceback
 from .._unwrap import defer, needs_unwrap
 from ._base import Capabilities
+from ._codec import ERROR, OK, UNSERIALIZABLE
 from ._ray_actor import raised_cause
 
 __all__ = [
@@ -118,6 +120,8 @@ def serialization_error(exc: Exception, what: str) -> BaseException:
     A pickling failure becomes :class:`SerializationError` (naming ``what``);
     anything else is ``exc`` itself.
     """
+    if isinstance(exc, SerializationError):  # already says what and why
+        return exc
     if isinstance(exc, (TypeError, AttributeError)) or "pickl" in str(exc).lower():
         err = SerializationError(f"{what} could not be serialised for ray mode: {exc}")
         err.__cause__ = exc
@@ -151,6 +155,9 @@ class RefCalls:
         self._name = name
         self._unwrap = unwrap
         self._pending: dict[Future[Any], Any] = {}
+        # serializer="json"/"msgpack": the subclass's _remote sends the call
+        # encoded, and each outcome comes back as bytes in that format.
+        self._codec: CallCodec | None = None
         self._closing = False
         self._drain_begun = False
         self._lock = threading.Lock()
@@ -198,10 +205,17 @@ class RefCalls:
         # _on_completed is what ref.future() uses inside Ray; should a Ray
         # release drop it, the public route still works.
         on_completed = getattr(ref, "_on_completed", None)
+        coded = self._codec is not None
         if on_completed is not None:
-            on_completed(functools.partial(self._complete, fut))
+            if coded:
+                on_completed(functools.partial(self._complete_coded, fut, call.method))
+            else:
+                on_completed(functools.partial(self._complete, fut))
         else:
-            ref.future().add_done_callback(functools.partial(self._complete_future, fut))
+            method = call.method if coded else None
+            ref.future().add_done_callback(
+                functools.partial(self._complete_future, fut, method=method)
+            )
 
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
@@ -225,10 +239,39 @@ class RefCalls:
         finally:
             in_callback.active = False
 
-    def _complete_future(self, fut: Future[Any], done: Any) -> None:
+    def _complete_coded(self, fut: Future[Any], method: str, value: Any) -> None:
+        """``_complete`` for a json/msgpack worker: ``value`` is the encoded outcome."""
+        if isinstance(value, self._failed):
+            self._complete(fut, value)
+            return
+        assert self._codec is not None
+        in_callback.active = True
+        try:
+            self._pending.pop(fut, None)
+            try:
+                item = self._codec.decode_outcome(value, method)
+            except Exception as exc:
+                message = f"the outcome of {method}() could not be decoded: {exc}"
+                item = (UNSERIALIZABLE, message, "")
+            if item[0] == OK:
+                fut._set_result(item[1])
+            elif item[0] == ERROR:
+                fut._set_exception(with_remote_traceback(item[1], item[2]))
+            else:
+                fut._set_exception(SerializationError(f"{item[1]} (ray mode)"))
+            if self._closing and not self._pending:
+                off_ray_thread(self._drain)
+        finally:
+            in_callback.active = False
+
+    def _complete_future(self, fut: Future[Any], done: Any, method: str | None = None) -> None:
         exc = done.exception()
         if exc is None or isinstance(exc, self._failed):
-            self._complete(fut, done.result() if exc is None else exc)
+            value = done.result() if exc is None else exc
+            if method is None:
+                self._complete(fut, value)
+            else:
+                self._complete_coded(fut, method, value)
             return
         in_callback.active = True
         try:  # not one of Ray's errors, yet the call failed with it

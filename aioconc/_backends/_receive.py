@@ -303,12 +303,17 @@ class Receiver:
     def _deliver(self, body: bytes) -> None:
         worker = self._worker
         pending = worker._pending
+        codec = worker._codec
         for ident, blob in split_batch(body):
             fut = pending.pop(ident, None)
+            method = "" if codec is None else worker._methods.pop(ident, "")
             if fut is None:
                 continue  # skipped after a cancel, or already ended by force_close()
             try:
-                item = pickle.loads(blob)
+                if codec is None:
+                    item = pickle.loads(blob)
+                else:
+                    item = codec.decode_outcome(blob, method)
             except Exception as exc:
                 fut._set_exception(unloadable_error(worker._name, exc))
                 continue

@@ -56,7 +56,8 @@ class _AliasEnum(str, enum.Enum):
         except ValueError:
             names = sorted({m.name for m in cls} | set(cls._alias_table()))
             raise ValueError(
-                f"{value!r} is not a valid {cls.__name__}; expected one of {', '.join(names)}"
+                f"Could not find enum with value {value!r}: not a valid {cls.__name__}; "
+                f"expected one of {', '.join(names)}"
             ) from None
 
     def __str__(self) -> str:

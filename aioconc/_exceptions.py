@@ -130,17 +130,30 @@ class RetryValidationError(AioconcError):
 
     ``attempts`` is how many attempts ran, ``all_results`` their results,
     ``validation_errors`` why each was rejected and ``method_name`` the method.
+    It can be built as concurry builds it, ``RetryValidationError(attempts,
+    all_results, validation_errors, method_name="unknown")`` (the message is
+    then made from them), or with a message first and the rest by keyword.
     """
 
     def __init__(
         self,
-        message: str,
+        message: str | int | None = None,
+        all_results: list[Any] | None = None,
+        validation_errors: list[str] | None = None,
+        method_name: str = "unknown",
         *,
-        attempts: int,
-        all_results: list[Any],
-        validation_errors: list[str],
-        method_name: str,
+        attempts: int | None = None,
     ) -> None:
+        if isinstance(message, int) and not isinstance(message, bool):
+            attempts, message = message, None  # concurry's order: attempts first
+        attempts = 0 if attempts is None else attempts
+        all_results = [] if all_results is None else all_results
+        validation_errors = [] if validation_errors is None else validation_errors
+        if message is None:
+            message = (
+                f"Validation failed for method '{method_name}' after {attempts} attempts: "
+                f"retry_until rejected every result; errors: {validation_errors}"
+            )
         super().__init__(message)
         self.attempts = attempts
         self.all_results = all_results

@@ -83,9 +83,18 @@ class Options:
     timeout: float | None = None
     serializer: str = "cloudpickle"
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    settings: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """The per-mode timeouts in force when the worker was made (``command_queue_timeout``, ...)."""
 
 
-_COMMON = frozenset(f.name for f in dataclasses.fields(Options)) - {"extra"}
+_COMMON = frozenset(f.name for f in dataclasses.fields(Options)) - {"extra", "settings"}
+# Per-mode configuration fields a handle reports under its own name
+# (``worker_command_queue_timeout`` -> ``handle.command_queue_timeout``).
+_SETTING_FIELDS = {
+    field.partition("_")[2]: field
+    for field in config.ExecutionModeDefaults.model_fields
+    if field.startswith(("worker_", "pool_")) and field.endswith(("_timeout", "_wait"))
+}
 _FROM_CONFIG = (
     "blocking",
     "max_workers",
@@ -215,7 +224,7 @@ def _mode_of(merged: Mapping[str, Any]) -> ExecutionMode:
     mode = merged.get("mode")
     if mode is None:
         raise ValueError(
-            "mode is required: pass it to .options(mode=...), @worker(mode=...) or as a "
+            "mode parameter is required: pass it to .options(mode=...), @worker(mode=...) or as a "
             "class keyword (class C(Worker, mode=...))"
         )
     if not isinstance(mode, ExecutionMode):
@@ -258,7 +267,7 @@ def _check_per_method(merged: Mapping[str, Any], method_names: Collection[str] |
         if not isinstance(value, dict):
             continue
         if "*" not in value:
-            raise ValueError(f"{name} dict must have a '*' key for the default value")
+            raise ValueError(f"{name} dict must include '*' key for default value")
         unknown = sorted(set(value) - {"*"} - set(method_names or value))
         if unknown:
             raise ValueError(f"{name} dict names unknown methods: {', '.join(unknown)}")
@@ -268,9 +277,9 @@ def _check_pool(mode: ExecutionMode, max_workers: int | None, on_demand: bool) -
     if mode not in _NO_POOL_MODES:
         return
     if max_workers not in (None, 0, 1):
-        raise ValueError(f"max_workers must be 1 in {mode} mode, got {max_workers}")
+        raise ValueError(f"max_workers must be 1 for {mode} mode, got {max_workers}")
     if on_demand:
-        raise ValueError(f"on_demand=True is not supported in {mode} mode")
+        raise ValueError(f"on_demand mode is not supported for {mode} mode")
 
 
 def _force_sync() -> bool:
@@ -318,5 +327,13 @@ def resolve_options(
         timeout=merged.get("timeout"),
         serializer=merged.get("serializer", "cloudpickle"),
         extra=types.MappingProxyType(extra),
+        settings=types.MappingProxyType(_settings(mode)),
         **values,
     )
+
+
+def _settings(mode: ExecutionMode) -> dict[str, float]:
+    # Read once, when the worker is made: later configuration changes do not
+    # reach a running worker (as in concurry).
+    resolved = {name: config.resolve(mode, field) for name, field in _SETTING_FIELDS.items()}
+    return {name: value for name, value in resolved.items() if value is not None}

@@ -110,6 +110,8 @@ class PoolHandle(ResolvedOptions):
     ``WorkerStoppedError``.
     """
 
+    _kind = "Worker pool"
+
     def __init__(
         self,
         cls: type[Any],
@@ -184,8 +186,13 @@ class PoolHandle(ResolvedOptions):
             self._workers = [self._start_one() for _ in range(size)]
             for index, worker in enumerate(self._workers):
                 self._watch(index, worker)
-        self.ready: Future[None] = _all_ready(list(self._workers))
+        self._ready: Future[None] = _all_ready(list(self._workers))
         self._finalizer = weakref.finalize(self, _close_all, list(self._workers))
+
+    @property
+    def ready(self) -> Future[None]:
+        """Finishes when every worker's ``__init__`` has run (fails with the first error)."""
+        return self._ready
 
     # -- workers -------------------------------------------------------------
 

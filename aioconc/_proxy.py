@@ -20,7 +20,7 @@ from ._anyloop import wait_quietly
 from ._call import Call
 from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
-from ._future import Future
+from ._future import Future, SyncFuture
 from ._options import parse_priority
 from ._runtime import running_loop
 from ._stats import CallStatistics, CallStats
@@ -39,6 +39,11 @@ _names = itertools.count(1)
 def worker_name(cls: type[Any]) -> str:
     """A readable, unique name for a new worker of ``cls``."""
     return f"{cls.__name__}-{next(_names)}"
+
+
+def stopped_message(handle: Any) -> str:
+    """The error text of a call to a stopped handle or pool (concurry's wording first)."""
+    return f"{handle._kind} is stopped: {handle._name} takes no more calls; start a new one"
 
 
 class BoundMethod:
@@ -61,8 +66,8 @@ class BoundMethod:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
         if handle._stopped:
-            raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
-        fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
+            raise WorkerStoppedError(stopped_message(handle))
+        fut: Future[Any] = handle._new_future(priority=self._priority, worker=handle._name)
         handle._stats.submit(fut)
         call = Call(self._name, args, kwargs, fut, self._timeout)
         dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
@@ -104,11 +109,67 @@ def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
     return waits
 
 
-class ResolvedOptions:
-    """The resolved options a handle or pool reports (CONFORMANCE 60)."""
+def _setting(name: str) -> Any:
+    def read(self: ResolvedOptions) -> float:
+        try:
+            return self._options.settings[name]
+        except KeyError:
+            raise AttributeError(
+                f"{name!r} is not a setting of {self._options.mode} mode"
+            ) from None
 
+    return property(read, doc=f"The resolved ``{name}`` of this mode, in seconds.")
+
+
+class ResolvedOptions:
+    """The resolved options a handle or pool reports (CONFORMANCE 60), read-only.
+
+    The per-mode timeouts of the configuration (``command_queue_timeout`` for
+    thread workers, ``result_queue_timeout`` for process workers, ...) read back
+    as they were when the worker was made; a mode without one raises
+    ``AttributeError``.  Assigning any public attribute raises ``AttributeError``:
+    options are given to ``.options(...)`` before the worker starts.
+    """
+
+    _kind = "Worker"  # how errors name it ("Worker pool" for pools)
+    # What a call's future is made by: a SyncFuture for a worker that runs calls
+    # inline (sync mode), as concurry users check with isinstance.
+    _new_future: Callable[..., Future[Any]] = Future
     _blocking: bool
+    _cls: type[Any] | None
     _options: Options
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_"):
+            raise AttributeError(
+                f"cannot set {name!r}: a worker handle's settings are frozen once it is made; "
+                "pass them to .options(...) instead"
+            )
+        object.__setattr__(self, name, value)
+
+    @property
+    def worker_cls(self) -> type[Any] | None:
+        """The worker class this handle runs."""
+        return self._cls
+
+    @property
+    def mp_context(self) -> str:
+        """The multiprocessing start method (process mode only, else ``AttributeError``)."""
+        try:
+            return str(self._options.extra["mp_context"])
+        except KeyError:
+            raise AttributeError(
+                f"'mp_context' is not a setting of {self._options.mode} mode"
+            ) from None
+
+    command_queue_timeout = _setting("command_queue_timeout")
+    result_queue_timeout = _setting("result_queue_timeout")
+    result_queue_cleanup_timeout = _setting("result_queue_cleanup_timeout")
+    loop_ready_timeout = _setting("loop_ready_timeout")
+    thread_ready_timeout = _setting("thread_ready_timeout")
+    sync_queue_timeout = _setting("sync_queue_timeout")
+    on_demand_cleanup_timeout = _setting("on_demand_cleanup_timeout")
+    on_demand_slot_max_wait = _setting("on_demand_slot_max_wait")
 
     @property
     def blocking(self) -> bool:
@@ -148,6 +209,8 @@ class WorkerHandle(ResolvedOptions):
         self._worker = worker
         self._stopped = False
         self._blocking = options.blocking
+        if worker.capabilities.blocking_dispatch:
+            self._new_future = SyncFuture.pending
         # A backend that resolves argument futures itself (ray) gets them as they are.
         self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
         self._init_kwargs: dict[str, Any] = {}

@@ -116,7 +116,9 @@ class RetryConfig(BaseModel):
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         for item in items:
             if isinstance(item, type) and not issubclass(item, BaseException):
-                raise ValueError(f"retry_on classes must be exceptions, got {item!r}")
+                raise ValueError(
+                    f"retry_on classes must be subclasses of BaseException, got {item!r}"
+                )
             if not callable(item):
                 raise ValueError(f"retry_on items must be exception classes or callables: {item!r}")
         return items

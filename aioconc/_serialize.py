@@ -188,7 +188,13 @@ class CallCodec:
             return self.codec.dumps([method, args, kwargs])
         except Exception as exc:
             raise argument_error(
-                self._owner, method, args, kwargs, exc, self._mode, codec=self.codec,
+                self._owner,
+                method,
+                args,
+                kwargs,
+                exc,
+                self._mode,
+                codec=self.codec,
                 bound=self._bound,
             ) from None
 

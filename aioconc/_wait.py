@@ -73,7 +73,8 @@ class _Batch:
     def __init__(self, fs: Any, futs: tuple[Any, ...], *, recurse: bool, aio: bool) -> None:
         if futs and isinstance(fs, _COLLECTIONS):
             raise ValueError(
-                "pass either one collection (list/tuple/set/dict) or several futures, not both"
+                "Cannot provide both a structure (list/tuple/set/dict) and more futures: "
+                "pass either one collection or several futures, not both"
             )
         self.futures: list[Future[Any]] = []
         self.handles: list[Any] = []
@@ -232,15 +233,17 @@ class _Run:
             self.sink.done(False)
 
 
-def _timed_out(timeout: float | None) -> TimeoutError:
-    return TimeoutError(f"futures not done within {timeout} s")
+def _timed_out(timeout: float | None, api: str) -> TimeoutError:
+    return TimeoutError(f"{api}() timed out: futures not done within {timeout} s")
 
 
 def _put(inbox: queue.SimpleQueue[int], index: int, _future: Future[Any]) -> None:
     inbox.put(index)
 
 
-def _completions(futures: list[Future[Any]], timeout: float | None) -> Iterator[int]:
+def _completions(
+    futures: list[Future[Any]], timeout: float | None, api: str = "wait"
+) -> Iterator[int]:
     """Yield leaf indices as their futures finish, blocking this thread in between.
 
     Raises ``TimeoutError`` once ``timeout`` seconds have passed.
@@ -256,7 +259,7 @@ def _completions(futures: list[Future[Any]], timeout: float | None) -> Iterator[
             else:
                 index = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise _timed_out(timeout) from None
+            raise _timed_out(timeout, api) from None
         yield index
 
 
@@ -286,24 +289,24 @@ class _LoopInbox:
         if self.event is not None:
             self.event.set()
 
-    async def get(self, deadline: float | None, timeout: float | None) -> int:
+    async def get(self, deadline: float | None, timeout: float | None, api: str) -> int:
         while not self.items:
             remaining = None if deadline is None else deadline - anyio.current_time()
             if remaining is not None and remaining <= 0:
-                raise _timed_out(timeout)
+                raise _timed_out(timeout, api)
             self.event = anyio.Event()
             with anyio.move_on_after(remaining):
                 await self.event.wait()
         return self.items.popleft()
 
 
-def _drive(run: _Run, timeout: float | None) -> None:
-    for index in _completions(run.futures, timeout):
+def _drive(run: _Run, timeout: float | None, api: str) -> None:
+    for index in _completions(run.futures, timeout, api):
         if run.step(index):
             return
 
 
-async def _adrive(run: _Run, timeout: float | None) -> None:
+async def _adrive(run: _Run, timeout: float | None, api: str) -> None:
     inbox = _LoopInbox()
     for index, future in enumerate(run.futures):
         callback = partial(inbox, index)
@@ -311,7 +314,7 @@ async def _adrive(run: _Run, timeout: float | None) -> None:
         future.add_done_callback(callback)
     deadline = None if timeout is None else anyio.current_time() + timeout
     for _ in run.futures:
-        if run.step(await inbox.get(deadline, timeout)):
+        if run.step(await inbox.get(deadline, timeout, api)):
             return
 
 
@@ -348,7 +351,7 @@ def wait(
     PollingAlgorithm.parse(polling)
     batch = _Batch(fs, futs, recurse=recurse, aio=False)
     with _Run(batch, stop, progress, "Waiting") as run:
-        _drive(run, timeout)
+        _drive(run, timeout, "wait")
     return batch.split()
 
 
@@ -383,7 +386,7 @@ def gather(
         return _gather_iter(batch, return_exceptions, timeout, progress)
     stop = _failed if fail_fast and not return_exceptions else None
     with _Run(batch, stop, progress, "Gathering") as run:
-        _drive(run, timeout)
+        _drive(run, timeout, "gather")
         if run.trigger is not None:
             run.trigger.result()  # raises the failure that stopped the run
         return batch.shape(_values(batch, return_exceptions))
@@ -393,7 +396,7 @@ def _gather_iter(
     batch: _Batch, return_exceptions: bool, timeout: float | None, progress: ProgressOption
 ) -> Iterator[tuple[Any, Any]]:
     with _Run(batch, None, progress, "Gathering") as run:
-        for index in _completions(batch.futures, timeout):
+        for index in _completions(batch.futures, timeout, "gather"):
             run.step(index)
             value, exc = _outcome(batch.futures[index])
             if exc is not None and not return_exceptions:
@@ -423,7 +426,7 @@ async def async_wait(
     stop = _STOPS[ReturnWhen.parse(return_when).name]
     batch = _Batch(fs, futs, recurse=recurse, aio=True)
     with _Run(batch, stop, progress, "Waiting") as run:
-        await _adrive(run, timeout)
+        await _adrive(run, timeout, "async_wait")
     return batch.split()
 
 
@@ -449,7 +452,7 @@ async def async_gather(
     stop = _failed if fail_fast and not return_exceptions else None
     with _Run(batch, stop, progress, "Gathering") as run:
         try:
-            await _adrive(run, timeout)
+            await _adrive(run, timeout, "async_gather")
         except (TimeoutError, asyncio.CancelledError, anyio.get_cancelled_exc_class()):
             for future in batch.futures:
                 future.cancel()

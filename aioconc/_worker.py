@@ -245,13 +245,15 @@ def worker(cls: Any = None, /, *, auto_init: bool | None = None, **options: Any)
         _check_reserved(klass)
         if validated and getattr(klass, _CLASS_OPTIONS, None):
             warnings.warn(
-                f"{klass.__name__} has options from both @worker and class keywords; "
-                "the @worker options win",
+                f"{klass.__name__} takes options from both the @worker decorator and "
+                "inheritance keywords (class C(Worker, mode=...)); mixing them is an "
+                "anti-pattern: the @worker options win, so use one of the two",
                 UserWarning,
                 stacklevel=3,
             )
         setattr(klass, _DECORATOR_OPTIONS, validated)
-        auto = bool(validated) if auto_init is None else auto_init
+        # Bare @worker keeps what class keywords decided.
+        auto = auto_init if auto_init is not None else bool(validated) or _auto_init(klass)
         setattr(klass, _AUTO_INIT, auto)
         if not issubclass(klass, Worker):
             klass.options = classmethod(_options_method)  # type: ignore[attr-defined]

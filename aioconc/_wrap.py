@@ -71,6 +71,8 @@ def wrap_future(obj: Any) -> Future[Any]:
         loop = running_loop()
         if loop is None:
             obj.close()
-            raise RuntimeError("wrap_future(coroutine) needs a running event loop")
+            raise RuntimeError(
+                "Cannot schedule coroutine: wrap_future(coroutine) found no running event loop"
+            )
         return _from_asyncio(loop.create_task(obj))
     return SyncFuture(result_value=obj)

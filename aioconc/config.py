@@ -31,6 +31,7 @@ __all__ = [
     "ExecutionModeDefaults",
     "GlobalConfig",
     "GlobalDefaults",
+    "ResolvedDefaults",
     "global_config",
     "resolve",
     "temp_config",
@@ -278,6 +279,14 @@ class GlobalConfig:
     process = _Section(ExecutionModeDefaults)
     ray = _Section(ExecutionModeDefaults)
 
+    def get_defaults(self, mode: ExecutionMode | str) -> ResolvedDefaults:
+        """Every setting in force for ``mode`` now: its own value, else the global one.
+
+        A read-only snapshot (call again after changing the configuration).
+        Raises ``ValueError`` for an unknown mode.
+        """
+        return ResolvedDefaults(mode)
+
     def reset_to_defaults(self) -> None:
         """Restore the library defaults (inside ``temp_config``: until the block ends)."""
         state = _current()
@@ -291,17 +300,48 @@ class GlobalConfig:
 
 global_config = GlobalConfig()
 
+_ALL_FIELDS = tuple(
+    dict.fromkeys([*GlobalDefaults.model_fields, *ExecutionModeDefaults.model_fields])
+)
+
+
+class ResolvedDefaults:
+    """What :meth:`GlobalConfig.get_defaults` returns: one mode's settings, resolved.
+
+    Every field of ``GlobalDefaults`` and ``ExecutionModeDefaults`` is an
+    attribute (as :func:`resolve` gives it); assigning one raises ``AttributeError``.
+    """
+
+    mode: ExecutionMode
+
+    def __init__(self, mode: ExecutionMode | str) -> None:
+        parsed = ExecutionMode(ExecutionMode.parse(mode))
+        values = {name: resolve(parsed, name) for name in _ALL_FIELDS}
+        object.__setattr__(self, "mode", parsed)
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"cannot set {name!r}: resolved defaults are read-only; "
+            f"change global_config.{_SECTION_OF_MODE[self.mode]} or global_config.defaults"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ResolvedDefaults mode={self.mode.name}>"
+
 
 def _section_for(key: str, state: _State) -> tuple[BaseModel, str]:
     prefix, _, field = key.partition("_")
     if prefix not in _PREFIXES or not field:
         raise ValueError(
-            f"invalid temp_config key {key!r}: expected '<prefix>_<field>' with prefix "
-            f"one of {', '.join(_PREFIXES)}"
+            f"Invalid mode in temp_config key {key!r}: expected '<prefix>_<field>' with "
+            f"prefix one of {', '.join(_PREFIXES)}"
         )
     section: BaseModel = getattr(state, "defaults" if prefix == "global" else prefix)
     if field not in type(section).model_fields:
-        raise ValueError(f"invalid temp_config key {key!r}: {prefix} has no field {field!r}")
+        raise ValueError(
+            f"Invalid attribute in temp_config key {key!r}: {prefix} has no field {field!r}"
+        )
     return section, field
 
 

@@ -340,4 +340,3 @@ def direct(
     if fn is not None:
         return decorator(fn)
     return decorator
-

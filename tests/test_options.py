@@ -117,7 +117,7 @@ def test_auto_and_unknown_keys_pass_validation() -> None:
 
 
 def test_mode_is_required() -> None:
-    with pytest.raises(ValueError, match="mode is required"):
+    with pytest.raises(ValueError, match="mode parameter is required"):
         resolve({"num_retries": 1}, {}, {"blocking": True})
 
 

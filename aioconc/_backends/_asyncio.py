@@ -26,7 +26,8 @@ from typing import Any
 from .._call import Call
 from .._future import Future
 from .._runtime import home_loop, inbox_for, running_loop
-from ._base import Capabilities, ClassBackend, WorkerSpec, construct
+from ..middleware._internal_retry import direct
+from ._base import Capabilities, ClassBackend, WorkerSpec, construct, internal_retries
 from ._eager import EagerStarter
 from ._thread import SerialThread
 
@@ -82,7 +83,8 @@ class AsyncioWorker:
     def _construct(self) -> None:
         spec = self._spec
         try:
-            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits)
+            retries = internal_retries(spec)
+            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits, retries)
         except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)
@@ -138,7 +140,7 @@ class AsyncioWorker:
             fut._set_cancelled()
             return
         try:
-            method = getattr(self._instance, call.method)
+            method = direct(self._instance, call.method)
         except AttributeError as exc:
             fut._set_exception(exc)
             return

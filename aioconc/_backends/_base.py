@@ -127,7 +127,11 @@ def is_constructing() -> bool:
 
 
 def construct(
-    cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any], limits: Any = None
+    cls: type[Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    limits: Any = None,
+    retries: Any = None,
 ) -> Any:
     """Build the user's instance, bypassing auto-init (``Cls(...)`` returning a handle).
 
@@ -135,6 +139,8 @@ def construct(
     and again after it if it is gone (model classes replace their ``__dict__``
     while validating; an ``__init__`` that sets its own is left alone).  With no
     ``limits`` it is an empty ``LimitSet`` whose ``acquire()`` succeeds at once.
+    ``retries`` (from :func:`internal_retries`) gives the methods with a retry
+    policy their wrapper for internal calls (``middleware._internal_retry``).
     """
     if limits is None:
         from ..limits import LimitSet
@@ -150,9 +156,28 @@ def construct(
         type(instance).__init__(instance, *args, **kwargs)
         if not hasattr(instance, "limits"):  # __init__ replaced __dict__ (a model class)
             _set_limits(instance, limits)
+        if retries:
+            from ..middleware._internal_retry import install
+
+            install(instance, retries)
         return instance
     finally:
         _constructing.depth -= 1
+
+
+def internal_retries(spec: WorkerSpec) -> dict[str, Any] | None:
+    """The retry policies of ``spec``'s methods for calls made inside the worker, or None."""
+    options = spec.options
+    if options.num_retries == 0 and options.retry_until is None:
+        return None  # nothing to retry (a per-method dict is never 0 or None)
+    from ..middleware._internal_retry import policies
+
+    methods = {
+        name
+        for name in dir(spec.cls)
+        if not name.startswith("_") and callable(getattr(spec.cls, name, None))
+    }
+    return policies(options, methods) or None
 
 
 def _set_limits(instance: Any, limits: Any) -> None:

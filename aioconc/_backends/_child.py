@@ -164,13 +164,13 @@ class _Child(Channel):
                 import multiprocessing.process
 
                 multiprocessing.process.current_process().authkey = authkey
-            cls, args, kwargs, limits = pickle.loads(spec)
+            cls, args, kwargs, limits, retries = pickle.loads(spec)
             base = sys.modules.get("aioconc._backends._base")
             # Through aioconc's constructor when the class uses it, so that an
             # auto-init worker class builds an instance here, not a handle, and
             # self.limits is set; a class that never imported aioconc is built plainly.
             if base is not None:
-                instance = base.construct(cls, args, kwargs, limits)
+                instance = base.construct(cls, args, kwargs, limits, retries)
             else:
                 instance = cls(*args, **kwargs)
             if hasattr(instance, "__await__"):
@@ -241,7 +241,9 @@ class _Child(Channel):
         try:
             method = self.methods.get(name)
             if method is None:
-                method = self.methods[name] = getattr(self.instance, name)
+                method = getattr(self.instance, name)
+                # The plain method, not an internal-retry wrapper: the parent retries.
+                method = self.methods[name] = getattr(method, "__aioconc_direct__", method)
             result = method(*args, **kwargs)
             if hasattr(result, "__await__"):
                 result = self.run_awaitable(result)

@@ -49,7 +49,7 @@ from .._runtime import background_loop, inbox_for, running_loop
 from .._serialize import CallCodec, argument_error, dumps
 from ..limits._export import exporting
 from . import OPTION_NAMES
-from ._base import Capabilities, WorkerSpec
+from ._base import Capabilities, WorkerSpec, internal_retries
 from ._codec import codec_for
 from ._launch import authkey, exit_description, launcher_for
 from ._process_limits import LimitServer
@@ -133,13 +133,12 @@ class ProcessWorker:
         self._limit_server = LimitServer(self._send_limit_reply, self._inbox.post)
         try:
             with exporting(self._limit_server.export):
-                blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits))
+                retries = internal_retries(spec)
+                blob = dumps((spec.cls, spec.args, spec.kwargs, spec.limits, retries))
         except Exception as exc:
             self._fail_start(argument_error(spec.cls, "__init__", spec.args, spec.kwargs, exc))
             return
-        body = pickle.dumps(
-            (list(sys.path), os.getcwd(), authkey(), blob, spec.options.serializer)
-        )
+        body = pickle.dumps((list(sys.path), os.getcwd(), authkey(), blob, spec.options.serializer))
         self._sock, child = socket.socketpair()
         # A blocking socket, so that a thread waiting for its only call can block
         # in recv() itself (far cheaper to wake than poll); every other read and

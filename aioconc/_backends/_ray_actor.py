@@ -208,8 +208,7 @@ def _failure(exc: BaseException) -> tuple[Any, ...]:
 
 def _undecodable(callee: Callee, exc: Exception) -> bytes:
     message = (
-        f"the call's arguments could not be decoded ({callee.codec.name}) in the Ray "
-        f"actor: {exc!r}"
+        f"the call's arguments could not be decoded ({callee.codec.name}) in the Ray actor: {exc!r}"
     )
     return callee.codec.dumps([UNSERIALIZABLE, message, traceback.format_exc()])
 

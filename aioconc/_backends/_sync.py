@@ -17,7 +17,15 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ._base import Capabilities, ClassBackend, WorkerSpec, construct, run_coroutine_here
+from ..middleware._internal_retry import direct
+from ._base import (
+    Capabilities,
+    ClassBackend,
+    WorkerSpec,
+    construct,
+    internal_retries,
+    run_coroutine_here,
+)
 
 __all__ = ["backend"]
 
@@ -41,7 +49,8 @@ class SyncWorker:
         self._methods: dict[str, Any] = {}  # bound methods, looked up once per name
         self._closing = False
         try:
-            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits)
+            retries = internal_retries(spec)
+            self._instance = construct(spec.cls, spec.args, spec.kwargs, spec.limits, retries)
         except BaseException as exc:
             self.ready._set_exception(exc)
             self.closed._set_result(None)
@@ -78,7 +87,7 @@ class SyncWorker:
             fut._set_exception(self.ready._exception)
             return None
         try:
-            method = getattr(self._instance, call.method)
+            method = direct(self._instance, call.method)
         except AttributeError as exc:
             fut._set_exception(exc)
             return None

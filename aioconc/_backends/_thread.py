@@ -24,12 +24,14 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
+from ..middleware._internal_retry import direct
 from ._base import (
     Capabilities,
     ClassBackend,
     WorkerSpec,
     close_private_loop,
     construct,
+    internal_retries,
     run_coroutine_here,
 )
 
@@ -134,7 +136,7 @@ class SerialThread:
         try:
             method = self._methods.get(call.method)
             if method is None:
-                method = self._methods[call.method] = getattr(target, call.method)
+                method = self._methods[call.method] = direct(target, call.method)
             # In the caller's context (a copy), as asyncio.to_thread runs its function.
             result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
@@ -186,7 +188,10 @@ class ThreadWorker(SerialThread):
 
     def __init__(self, spec: WorkerSpec) -> None:
         cls, args, kwargs, limits = spec.cls, spec.args, spec.kwargs, spec.limits
-        super().__init__(f"aioconc-{spec.name}", lambda: construct(cls, args, kwargs, limits))
+        retries = internal_retries(spec)
+        super().__init__(
+            f"aioconc-{spec.name}", lambda: construct(cls, args, kwargs, limits, retries)
+        )
 
     @property
     def home(self) -> asyncio.AbstractEventLoop | None:

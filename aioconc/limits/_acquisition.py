@@ -54,7 +54,9 @@ class Acquisition:
         above the request is kept and logged as a warning: it already happened.
         """
         if self._released:
-            raise RuntimeError(f"limit {self.limit.key!r} was already released")
+            raise RuntimeError(
+                f"Cannot update an already released acquisition (limit {self.limit.key!r})"
+            )
         if isinstance(used, bool) or not isinstance(used, (int, float)):
             raise ValueError(f"usage of {self.limit.key!r} must be a number, got {used!r}")
         if used < 0:
@@ -66,7 +68,7 @@ class Acquisition:
             )
         if used > self.requested:
             logger.warning(
-                "usage %s of limit %r exceeds the %s requested; the excess is not charged",
+                "Usage (%s) of limit %r exceeds requested amount (%s); the excess is not charged",
                 used,
                 self.limit.key,
                 self.requested,
@@ -120,14 +122,15 @@ class LimitSetAcquisition:
         ``ValueError`` for invalid usage, ``RuntimeError`` after release.
         """
         if self._released:
-            raise RuntimeError("this acquisition was already released")
+            raise RuntimeError("Cannot update an already released acquisition")
         for key, used in usage.items():
             acquisition = self.acquisitions.get(key)
             if acquisition is None:
                 if key not in self._warned:
                     self._warned.add(key)
                     logger.warning(
-                        "update: limit %r was not acquired here and is ignored (acquired: %s)",
+                        "Cannot update limit %r: not acquired in this LimitSet; ignored. "
+                        "Available keys: %s",
                         key,
                         sorted(self.acquisitions),
                     )
@@ -142,8 +145,9 @@ class LimitSetAcquisition:
         missing = self._release()
         if missing:
             raise RuntimeError(
-                f"acquisition released without update(usage=...) for {missing}: "
-                "RateLimits (and CallLimits requested more than once) need the real usage"
+                f"Not all limits in the LimitSet were updated. Missing: {missing}: "
+                "RateLimits (and CallLimits requested more than once) need "
+                "update(usage=...) with the real usage before release"
             )
 
     def _release(self) -> list[str]:

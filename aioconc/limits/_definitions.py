@@ -17,7 +17,7 @@ import math
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .._enums import RateLimitAlgorithm, RateWindow
 
@@ -69,6 +69,44 @@ class Limit(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     key: str
+    # The LimitSet this copy was read from (``limit_set[key]``); None for a
+    # definition made on its own.  Not part of the value: ignored by ==, hash
+    # and pickling.
+    _owner: Any = PrivateAttr(default=None)
+
+    def get_stats(self) -> dict[str, Any]:
+        """This limit's live statistics (``available``, ``capacity``, ...).
+
+        Read from a set (``limit_set[key]``, ``self.limits[0][key]`` in a worker)
+        it reports that set's state; a definition made on its own reports a
+        fresh, unused limit.
+        """
+        owner = self._owner
+        if owner is None:
+            from ._limit_set import LimitSet
+
+            owner = LimitSet([self])
+        stats: dict[str, Any] = owner.get_stats()[self.key]
+        return stats
+
+    def can_acquire(self, amount: float = 1) -> bool:
+        """Whether ``amount`` units could be taken now (nothing is taken)."""
+        return bool(amount <= self.get_stats()["available"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Limit):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self.__dict__.values()))
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_owner") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_owner": None}}
+        return state
 
 
 class RateLimit(Limit):
@@ -87,7 +125,8 @@ class RateLimit(Limit):
             non-positive or unknown window, a non-positive capacity, an unknown
             algorithm, or both ``window`` and ``per``/``window_seconds``.
 
-    ``window_seconds=`` emits ``DeprecationWarning``.
+    ``capacity=True`` is taken as 1, as concurry does.  ``window_seconds=`` emits
+    ``DeprecationWarning``.
     """
 
     window: float
@@ -141,10 +180,9 @@ class RateLimit(Limit):
 
     @field_validator("capacity", mode="before")
     @classmethod
-    def _reject_bool_capacity(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError(f"capacity must be a number, got {value!r}")
-        return value
+    def _bool_capacity(cls, value: object) -> object:
+        # concurry takes True as 1 (False stays invalid: not > 0).
+        return int(value) if isinstance(value, bool) else value
 
     @field_validator("algorithm", mode="before")
     @classmethod
@@ -199,7 +237,8 @@ class ResourceLimit(Limit):
 
     Raises:
         ValueError: (a ``pydantic.ValidationError`` on ``capacity``) unless capacity
-            is an integer >= 1; booleans and fractional numbers are rejected.
+            is an integer >= 1; fractional numbers and ``False`` are rejected
+            (``True`` is 1, as in concurry).
     """
 
     capacity: int = Field(ge=1)
@@ -210,7 +249,6 @@ class ResourceLimit(Limit):
 
     @field_validator("capacity", mode="before")
     @classmethod
-    def _reject_bool_capacity(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError(f"capacity must be an integer >= 1, got {value!r}")
-        return value
+    def _bool_capacity(cls, value: object) -> object:
+        # As RateLimit: True is 1, False is rejected (< 1).
+        return int(value) if isinstance(value, bool) else value

@@ -12,6 +12,8 @@ import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from .. import config as _config
 from .._enums import LoadBalancingAlgorithm
 from ._acquisition import AsyncAcquire, LimitSetAcquisition
@@ -20,6 +22,14 @@ from ._limit_set import LimitSet
 __all__ = ["LimitPool"]
 
 _BALANCING = (LoadBalancingAlgorithm.RoundRobin, LoadBalancingAlgorithm.Random)
+
+
+def _frozen(name: str, value: Any) -> ValidationError:
+    # pydantic's own error for assigning to a frozen model, as concurry's
+    # LimitPool (a frozen model) raises: code catching ValidationError keeps working.
+    return ValidationError.from_exception_data(
+        "LimitPool", [{"type": "frozen_instance", "loc": (name,), "input": value}]
+    )
 
 
 class LimitPool:
@@ -35,7 +45,16 @@ class LimitPool:
     Raises:
         ValueError: no sets, or a balancing other than round-robin and random.
         TypeError: an item is not a ``LimitSet``.
+
+    A pool is immutable once built: assigning an attribute raises
+    ``pydantic.ValidationError`` (``frozen_instance``), as concurry's does.
     """
+
+    limit_sets: list[LimitSet]
+    load_balancing: LoadBalancingAlgorithm
+    worker_index: int
+    _counter: itertools.count[int]
+    _picks: list[int]
 
     def __init__(
         self,
@@ -54,17 +73,27 @@ class LimitPool:
             load_balancing = defaults.limit_pool_load_balancing
         balancing = LoadBalancingAlgorithm(LoadBalancingAlgorithm.parse(load_balancing))
         if balancing not in _BALANCING:
-            raise ValueError(f"LimitPool balances with round_robin or random, not {balancing.name}")
+            raise ValueError(
+                f"Unsupported load balancing algorithm for LimitPool: {balancing.name}; "
+                "use round_robin or random"
+            )
         if worker_index is None:
             worker_index = defaults.limit_pool_worker_index
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(f"worker_index must be an integer >= 0, got {worker_index!r}")
-        self.limit_sets = sets
-        self.load_balancing = balancing
-        self.worker_index = worker_index
+        set_attr = object.__setattr__  # the pool is immutable once built (see __setattr__)
+        set_attr(self, "limit_sets", sets)
+        set_attr(self, "load_balancing", balancing)
+        set_attr(self, "worker_index", worker_index)
         # next() on itertools.count is atomic under the GIL: no lock on the hot path.
-        self._counter = itertools.count(worker_index)
-        self._picks = [0] * len(sets)
+        set_attr(self, "_counter", itertools.count(worker_index))
+        set_attr(self, "_picks", [0] * len(sets))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _frozen(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise _frozen(name, None)
 
     def _select(self) -> LimitSet:
         if self.load_balancing is LoadBalancingAlgorithm.Random:
@@ -95,7 +124,7 @@ class LimitPool:
         """The ``index``-th set; ``TypeError`` for a non-integer index."""
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(
-                f"LimitPool indices are integers, not {type(index).__name__}: "
+                f"LimitPool indices must be integers, not {type(index).__name__}: "
                 "use pool[i]['key'] for a limit of the i-th set"
             )
         return self.limit_sets[index]
@@ -109,7 +138,7 @@ class LimitPool:
             "num_limit_sets": len(self.limit_sets),
             "load_balancing": self.load_balancing.value,
             "worker_index": self.worker_index,
-            "balancer_stats": {"picks": list(self._picks)},
+            "balancer_stats": {"algorithm": self.load_balancing.value, "picks": list(self._picks)},
             "limit_sets": [ls.get_stats() for ls in self.limit_sets],
         }
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, overload
 
 from .. import config as _config
 from .._enums import ExecutionMode
@@ -74,15 +74,21 @@ class LimitSet:
         *,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        limits = list(limits)
+        given = list(limits)
+        limits = []
         by_key: dict[str, Limit] = {}
-        for limit in limits:
+        for limit in given:
             if not isinstance(limit, Limit) or type(limit) is Limit:
                 raise TypeError(
                     f"LimitSet takes RateLimit, CallLimit or ResourceLimit objects, got {limit!r}"
                 )
             if limit.key in by_key:
-                raise ValueError(f"duplicate limit key {limit.key!r} in LimitSet")
+                raise ValueError(f"Duplicate limit key {limit.key!r} in LimitSet")
+            # This set's own copy (equal to the one given), so that its
+            # get_stats() and can_acquire() report this set's state.
+            limit = limit.model_copy()
+            limit._owner = self
+            limits.append(limit)
             by_key[limit.key] = limit
         parsed = ExecutionMode(ExecutionMode.parse(mode))
         if not shared and parsed in _REMOTE_MODES:
@@ -170,8 +176,8 @@ class LimitSet:
             for key in self._by_key:
                 if key not in self._implicit:
                     raise ValueError(
-                        f"acquire() needs an amount for RateLimit {key!r}: "
-                        f"pass requested={{{key!r}: n}}"
+                        f"Must specify requested amount for RateLimit {key!r}: "
+                        f"pass acquire(requested={{{key!r}: n}})"
                     )
             return dict(self._implicit)
         if not isinstance(requested, Mapping):
@@ -191,17 +197,34 @@ class LimitSet:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning(
-                "unknown limit key %r is ignored (this LimitSet has: %s)", key, sorted(self._by_key)
+                "Unknown limit key %r in acquisition request is ignored. Available limit keys: %s",
+                key,
+                sorted(self._by_key),
             )
 
     # -- inspection ----------------------------------------------------------
 
-    def __getitem__(self, key: str) -> Limit:
-        """The limit definition with ``key``; ``KeyError`` if there is none."""
+    @overload
+    def __getitem__(self, key: str) -> Limit: ...
+    @overload
+    def __getitem__(self, key: int) -> LimitSet: ...
+    def __getitem__(self, key: str | int) -> Limit | LimitSet:
+        """The limit with ``key`` (its ``get_stats()`` reports this set's state).
+
+        ``limit_set[0]`` is the set itself: a set reads like a pool of one, so
+        ``self.limits[0]["tokens"]`` works whichever a worker was given.
+        Raises ``KeyError`` for an unknown key, ``IndexError`` for another index.
+        """
+        if isinstance(key, int):
+            if key in (0, -1) and not isinstance(key, bool):
+                return self
+            raise IndexError(f"LimitSet index out of range: {key} (a set is a pool of one)")
         try:
             return self._by_key[key]
         except KeyError:
-            raise KeyError(f"no limit with key {key!r} in this LimitSet") from None
+            raise KeyError(
+                f"Limit with key {key!r} not found in LimitSet (keys: {sorted(self._by_key)})"
+            ) from None
 
     def __contains__(self, key: object) -> bool:
         return key in self._by_key
@@ -263,8 +286,8 @@ def _checked(limit: Limit, amount: object) -> float:
     capacity = limit.capacity  # type: ignore[attr-defined]
     if amount > capacity:
         raise ValueError(
-            f"requested {amount} of {key!r} exceeds its capacity {capacity}: "
-            "this request could never be granted"
+            f"Requested amount ({amount}) exceeds capacity ({capacity}) for limit {key!r}: "
+            "this request can never be fulfilled"
         )
     if amount != int(amount):
         if isinstance(limit, ResourceLimit):

@@ -118,7 +118,7 @@ def _check_fits(limit_set: LimitSet, worker_mode: ExecutionMode) -> None:
     fits = (set_mode in _IN_PROCESS and worker_mode in _IN_PROCESS) or set_mode is worker_mode
     if not fits:
         raise ValueError(
-            f"a LimitSet made for mode {_mode_name(set_mode)!r} cannot serve a "
+            f"a LimitSet made for mode {_mode_name(set_mode)!r} is not compatible with a "
             f"{_mode_name(worker_mode)!r} worker: create it with "
             f"mode={_mode_name(worker_mode)!r}"
         )

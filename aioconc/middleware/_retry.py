@@ -223,8 +223,8 @@ class _Attempts:
         method = self.call.method
         last = self.errors[-1] if self.errors else "no result"
         raise RetryValidationError(
-            f"{method}(): retry_until rejected the result of every attempt "
-            f"({self.number} in all); last: {last}",
+            f"Validation failed for method '{method}' after {self.number} attempts: "
+            f"retry_until rejected every result; last: {last}",
             attempts=self.number,
             all_results=self.results,
             validation_errors=self.errors,

@@ -36,7 +36,7 @@ import weakref
 from typing import Any
 
 from .._call import Call
-from .._runtime import background_loop, inbox_for
+from .._runtime import background_loop, inbox_for, on_engine_thread
 from ..limits._export import exporting
 from . import _ray_limits
 from ._base import WorkerSpec
@@ -98,9 +98,11 @@ _started_here = False
 def ensure_ray() -> Any:
     """Import Ray and connect to it, starting a local Ray when none is connected.
 
-    Raises ``ImportError`` (saying ``pip install aioconc[ray]``) without Ray.
+    Callable from any thread: the connection is made on the runtime's engine
+    thread (Ray ties the processes it starts to the thread that started them,
+    and a caller's thread may end).  Raises ``ImportError`` (saying
+    ``pip install aioconc[ray]``) without Ray.
     """
-    global _started_here
     try:
         import ray
     except ImportError as exc:
@@ -108,23 +110,32 @@ def ensure_ray() -> Any:
             "mode='ray' needs Ray, which is not installed: pip install aioconc[ray]"
         ) from exc
     if not ray.is_initialized():
-        with _init_lock:
-            if not ray.is_initialized():
-                # Quietly: no dashboard, no start-up banner.  num_cpus is left to
-                # Ray (the machine's cores); RAY_ADDRESS, when set, is honoured.
-                ray.init(include_dashboard=False, logging_level=logging.ERROR)
-                _started_here = True
+        on_engine_thread(_connect, ray)
     return ray
+
+
+def _connect(ray: Any) -> None:
+    global _started_here
+    with _init_lock:
+        if not ray.is_initialized():
+            # Quietly: no dashboard, no start-up banner.  num_cpus is left to
+            # Ray (the machine's cores); RAY_ADDRESS, when set, is honoured.
+            ray.init(include_dashboard=False, logging_level=logging.ERROR)
+            _started_here = True
 
 
 def shutdown_ray() -> None:
     """Shut down the local Ray that aioconc started; a connection made by the user stays."""
-    global _started_here
     if _started_here:
-        import ray
+        on_engine_thread(_disconnect)
 
-        ray.shutdown()
-        _started_here = False
+
+def _disconnect() -> None:
+    global _started_here
+    import ray
+
+    ray.shutdown()
+    _started_here = False
 
 
 # ---------------------------------------------------------------------------
@@ -147,11 +158,6 @@ class RayWorker(RefCalls):
     """One worker as one Ray actor (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        if _is_pydantic_model(spec.cls):
-            raise ValueError(
-                f"{spec.cls.__name__} is a pydantic model: pydantic-model workers are not "
-                "supported in ray mode; use a plain class or a dataclass"
-            )
         ray = ensure_ray()
         super().__init__(ray, spec.name, spec.options.unwrap_futures)
         host = hosted(ray, spec.cls)
@@ -253,14 +259,6 @@ class RayWorker(RefCalls):
             log.debug("ray.kill of worker %s: %s", self._name, exc)
 
 
-def _is_pydantic_model(cls: type[Any]) -> bool:
-    try:
-        import pydantic
-    except ImportError:  # pragma: no cover - pydantic is a dependency
-        return False
-    return isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
-
-
 # ---------------------------------------------------------------------------
 # Functions as Ray tasks (TaskWorker)
 # ---------------------------------------------------------------------------
@@ -316,8 +314,7 @@ class RayBackend:
     capabilities = RefCalls.capabilities
 
     def start(self, spec: WorkerSpec) -> RayWorker:
-        """Start one actor; raises ``ImportError`` without Ray, ``ValueError`` for a
-        pydantic-model class."""
+        """Start one actor; raises ``ImportError`` without Ray."""
         return RayWorker(spec)
 
     def start_tasks(self, spec: WorkerSpec) -> RayTaskRunner:

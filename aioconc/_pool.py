@@ -462,7 +462,8 @@ def start_pool(
     pool = pool_cls(cls, args, kwargs, options, methods, backend or get_backend(options.mode))
     ready = pool.ready
     if not ready.done() and running_loop() is None:
-        timeout = options.extra.get("start_timeout")
+        bounded = pool._backend.capabilities.bounds_start  # fails ``ready`` itself
+        timeout = None if bounded else options.extra.get("start_timeout")
         try:
             ready.result(timeout)
         except TimeoutError:

@@ -136,7 +136,9 @@ def start_worker(
             handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready
     if not ready.done() and running_loop() is None:
-        timeout = options.extra.get("start_timeout")
+        # A backend that bounds its start fails ``ready`` with its own, better error.
+        bounded = backend.capabilities.bounds_start
+        timeout = None if bounded else options.extra.get("start_timeout")
         try:
             ready.result(timeout)
         except TimeoutError:

@@ -26,6 +26,7 @@ completion on Ray's thread, Ray's errors mapped to ours) in ``_ray_calls``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib.util
@@ -33,9 +34,11 @@ import itertools
 import logging
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from .._call import Call
+from .._exceptions import WorkerCrashedError, WorkerStartError
 from .._runtime import background_loop, inbox_for, on_engine_thread
 from ..limits._export import exporting
 from . import _ray_limits
@@ -179,7 +182,15 @@ class RayWorker(RefCalls):
         self._seq = itertools.count()
         self._ordered = host.ordered
         self._killed = False
+        self._start_timeout: float | None = spec.extra.get("start_timeout")
+        self._asked = _asked_resources(options)
+        self._start_timer: asyncio.TimerHandle | None = None
         self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
+        if not options.get("max_restarts"):  # an actor Ray restarts is not dead when it fails
+            watch = self._actor.watch.remote().future()
+            watch.add_done_callback(on_ray_thread(self._on_watch_ended))
+        if self._start_timeout is not None:
+            inbox_for(background_loop()).post(self._arm_start_timer)
 
     def _remote(self, call: Call) -> Any:
         remote = self._remotes.get(call.method)
@@ -202,11 +213,17 @@ class RayWorker(RefCalls):
         return functools.partial(self._actor.call.remote, method)
 
     def _on_ready(self, done: Any) -> None:
+        if self._start_timer is not None:
+            inbox_for(background_loop()).post(self._start_timer.cancel)
         exc = done.exception()
         if exc is None:
             self.ready._set_result(None)
             return
-        error = map_error(exc, self._name)
+        self._fail_start(map_error(exc, self._name))
+
+    def _fail_start(self, error: BaseException) -> None:
+        if self.ready.done():
+            return
         self.ready._set_exception(error)
         # Calls submitted meanwhile fail with __init__'s error, not the kill's.
         for fut in self._pending.copy():
@@ -214,6 +231,50 @@ class RayWorker(RefCalls):
         self._closing = True
         self._kill()
         self.closed._set_result(None)
+
+    # -- start timeout and death watch -----------------------------------------
+
+    def _arm_start_timer(self) -> None:
+        # On the background loop: a timer, not a thread, per starting worker.
+        if not self.ready.done() and self._start_timeout is not None:
+            loop = background_loop()
+            self._start_timer = loop.call_later(self._start_timeout, self._start_timed_out)
+
+    def _start_timed_out(self) -> None:
+        if self.ready.done():
+            return
+        ray = ensure_ray()
+        try:
+            total, free = ray.cluster_resources(), ray.available_resources()
+        except Exception as exc:  # the cluster is unreachable: say that instead
+            total = free = {"unknown": str(exc)}
+        self._fail_start(
+            WorkerStartError(
+                f"worker {self._name} did not start within {self._start_timeout} s "
+                f"(start_timeout): its Ray actor asks for {_show(self._asked)}; the cluster "
+                f"has {_show(total)} in all, {_show(free)} available.  Ask for resources a "
+                "node has, add such a node, or pass start_timeout=None to wait for an "
+                "autoscaler."
+            )
+        )
+
+    def _on_watch_ended(self, done: Any) -> None:
+        # The watch call never returns: it ends when the actor dies.  Our own
+        # kill (stop, a failed start) is not a death to report.
+        if self._killed or not self.ready.done() or self.ready._exception is not None:
+            return
+        exc = done.exception()
+        error = map_error(exc, self._name) if exc is not None else None
+        if not isinstance(error, WorkerCrashedError):
+            error = WorkerCrashedError(
+                f"the Ray actor of worker {self._name} ended: {exc}", worker=self._name
+            )
+        self._dead = error
+        for fut in self._pending.copy():
+            fut._set_exception(error)
+        self._closing = True
+        self._kill()  # what it held of shared limits is given back
+        self.closed._set_result(None)  # a pool replaces it
 
     def _drained(self) -> None:
         # Graceful end: the instance's stop() hook runs in the actor, then the actor goes.
@@ -257,6 +318,23 @@ class RayWorker(RefCalls):
             _ray_limits.forget(self._name_id)  # what it held of shared limits is free
         except Exception as exc:  # already gone, or Ray shut down
             log.debug("ray.kill of worker %s: %s", self._name, exc)
+
+
+def _asked_resources(options: dict[str, Any]) -> dict[str, Any]:
+    # What placing the actor needs: Ray places an actor on 1 CPU unless told.
+    asked: dict[str, Any] = {"CPU": options.get("num_cpus", 1)}
+    if options.get("num_gpus"):
+        asked["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        asked["memory"] = options["memory"]
+    asked.update(options.get("resources") or {})
+    if options.get("scheduling_strategy") is not None:
+        asked["scheduling_strategy"] = options["scheduling_strategy"]
+    return asked
+
+
+def _show(resources: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(resources.items())) + "}"
 
 
 # ---------------------------------------------------------------------------

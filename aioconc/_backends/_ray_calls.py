@@ -142,7 +142,11 @@ class RefCalls:
     """What the worker and the task runner share: pending refs, completion, closing."""
 
     capabilities = Capabilities(
-        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
+        needs_pickling=True,
+        shares_memory=False,
+        unwraps_futures=True,
+        scales_out=True,
+        bounds_start=True,
     )
 
     def __init__(self, ray: Any, name: str, unwrap: bool) -> None:
@@ -152,6 +156,7 @@ class RefCalls:
         self._unwrap = unwrap
         self._pending: dict[Future[Any], Any] = {}
         self._closing = False
+        self._dead: BaseException | None = None  # why every later call fails (actor died)
         self._drain_begun = False
         self._lock = threading.Lock()
         # What a ref's completion callback gets when the call failed: a RayError
@@ -181,7 +186,10 @@ class RefCalls:
             return
         fut = call.future
         if self._closing:
-            fut._set_cancelled()
+            if self._dead is not None:
+                fut._set_exception(self._dead)
+            else:
+                fut._set_cancelled()
             return
         if not fut._start():
             return  # cancelled before it was submitted: never runs

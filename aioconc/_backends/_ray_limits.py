@@ -47,12 +47,14 @@ class _LimitActor:
         self._abandoned: dict[str, float] = {}
         self._resources = {limit.key for limit in limits if isinstance(limit, ResourceLimit)}
         self._held: dict[str, collections.Counter[str]] = {}  # client -> units held
+        # Clients forgotten (their actor died): what they still send is stale.
+        self._gone: set[str] = set()
 
     async def try_acquire(self, client: str, amounts: dict[str, float]) -> bool:
         taken = self._engine.try_acquire(amounts)
         if taken:
             self._hold(client, amounts, +1)
-        return taken
+        return taken and self._keep(client, amounts)
 
     async def acquire(
         self, client: str, ident: str, amounts: dict[str, float], timeout: float | None
@@ -61,6 +63,8 @@ class _LimitActor:
         granted = await self._acquire(ident, amounts, timeout)
         if granted[0]:
             self._hold(client, amounts, +1)
+            if not self._keep(client, amounts):
+                return (False, "the worker is gone")
         return granted
 
     async def _acquire(
@@ -94,12 +98,23 @@ class _LimitActor:
         }
         self._abandoned[ident] = now
 
+    def _keep(self, client: str, amounts: dict[str, float]) -> bool:
+        # A grant to a client already forgotten would never be given back.
+        if client not in self._gone:
+            return True
+        self._held.pop(client, None)
+        self._engine.release(amounts, dict.fromkeys(amounts, 0))
+        return False
+
     async def release(self, client: str, amounts: dict[str, float], used: dict[str, float]) -> None:
+        if client in self._gone:  # sent before it died, and already given back by forget
+            return
         self._hold(client, amounts, -1)
         self._engine.release(amounts, used)
 
     async def forget(self, client: str) -> None:
         """``client`` is gone: give back the resources it still held."""
+        self._gone.add(client)
         held = self._held.pop(client, None)
         units = {key: amount for key, amount in (held or {}).items() if amount > 0}
         if units:

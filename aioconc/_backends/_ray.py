@@ -186,7 +186,11 @@ class RayWorker(RefCalls):
         self._asked = _asked_resources(options)
         self._start_timer: asyncio.TimerHandle | None = None
         self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
-        if not options.get("max_restarts"):  # an actor Ray restarts is not dead when it fails
+        self._actor_error: type[BaseException] = ray.exceptions.RayActorError
+        self._actor_id = self._actor._actor_id.hex()
+        # An actor Ray restarts is not dead when a call fails: no watch then.
+        self._watched = not options.get("max_restarts")
+        if self._watched:
             watch = self._actor.watch.remote().future()
             watch.add_done_callback(on_ray_thread(self._on_watch_ended))
         if self._start_timeout is not None:
@@ -224,6 +228,7 @@ class RayWorker(RefCalls):
     def _fail_start(self, error: BaseException) -> None:
         if self.ready.done():
             return
+        self._dead = error  # later calls fail with it too (a pool retries them elsewhere)
         self.ready._set_exception(error)
         # Calls submitted meanwhile fail with __init__'s error, not the kill's.
         for fut in self._pending.copy():
@@ -259,16 +264,31 @@ class RayWorker(RefCalls):
         )
 
     def _on_watch_ended(self, done: Any) -> None:
-        # The watch call never returns: it ends when the actor dies.  Our own
-        # kill (stop, a failed start) is not a death to report.
-        if self._killed or not self.ready.done() or self.ready._exception is not None:
-            return
+        # The watch call never returns: it ends when the actor dies.
         exc = done.exception()
         error = map_error(exc, self._name) if exc is not None else None
         if not isinstance(error, WorkerCrashedError):
             error = WorkerCrashedError(
                 f"the Ray actor of worker {self._name} ended: {exc}", worker=self._name
             )
+        self._died(error)
+
+    def _call_failed(self, exc: BaseException, error: BaseException) -> None:
+        # A call that Ray failed because the actor is gone is news of its death
+        # as good as the watch's (whichever comes first).
+        if not self._watched or not isinstance(exc, self._actor_error):
+            return
+        # Not an upstream actor's death: Ray's error of a failed argument (a
+        # RayTaskError made an instance of its cause) names another actor.
+        if getattr(exc, "actor_id", None) == self._actor_id:
+            self._died(error)
+
+    def _died(self, error: BaseException) -> None:
+        # Our own kill (stop, a failed start) is not a death to report.
+        if self._killed or self._dead is not None or not self.ready.done():
+            return
+        if self.ready._exception is not None:
+            return
         self._dead = error
         for fut in self._pending.copy():
             fut._set_exception(error)

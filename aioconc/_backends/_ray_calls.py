@@ -214,6 +214,9 @@ class RefCalls:
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
 
+    def _call_failed(self, exc: BaseException, error: BaseException) -> None:
+        """A call failed with Ray's ``exc`` (mapped to ``error``); on Ray's thread."""
+
     def _complete(self, fut: Future[Any], value: Any) -> None:
         # Runs on Ray's callback thread (see in_callback); the flag is set here
         # rather than by a wrapper, to keep the per-call cost down.
@@ -226,6 +229,7 @@ class RefCalls:
                     exc = map_error(value, self._name)
                 finally:  # whatever happens, the call ends
                     fut._set_exception(exc)
+                self._call_failed(value, exc)
             else:
                 fut._set_result(value)
             if self._closing and not self._pending:

@@ -206,11 +206,29 @@ def export(limit_set: LimitSet, client: str) -> tuple[Any, ...]:
         actor = _actors.get(limit_set)
         if actor is None:
             # No CPU: it must not take a slot a worker needs; many waiters at once.
-            remote = ray.remote(_LimitActor).options(num_cpus=0, max_concurrency=100_000)
+            # On the driver's node: the state lives as long as the driver can use
+            # it, whichever worker node is lost.
+            remote = ray.remote(_LimitActor).options(
+                num_cpus=0, max_concurrency=100_000, **_on_this_node(ray)
+            )
             actor = _actors[limit_set] = remote.remote(limit_set.limits)
             limit_set._backend = RayLimitClient(actor, "driver")
         _clients.setdefault(client, []).append(actor)
     return (ray_limit_set, (actor, client, limit_set.limits, limit_set.config))
+
+
+def _on_this_node(ray: Any) -> dict[str, Any]:
+    # Soft: if the node cannot take it, it goes elsewhere.  Through Ray Client
+    # the driver is on no node of the cluster: Ray chooses.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        here = ray.get_runtime_context().get_node_id()
+    except Exception:
+        return {}
+    if not here:
+        return {}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=True)}
 
 
 def forget(client: str) -> None:

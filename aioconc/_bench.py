@@ -46,6 +46,8 @@ from ._bench_subjects import (
     _ConcurryBench,
     _direct_subject,
     _pipe_subject,
+    _ray_awaited,
+    _ray_subject,
     _rct_subject,
     _run_in_executor,
     _tpe_subject,
@@ -103,6 +105,7 @@ class ModeEntry:
     cpu_method: str | None = None
     concurry_mode: str | None = None
     concurry_share: float = 1.0  # of BenchConfig.concurry_n: concurry's slow modes get fewer
+    options: Mapping[str, Any] = field(default_factory=dict)  # aioconc's worker options
     targets: Mapping[str, Target] = field(default_factory=dict)
 
 
@@ -161,6 +164,15 @@ MODES: tuple[ModeEntry, ...] = (
             "cpu/-": CPU_TARGET,
         },
     ),
+    ModeEntry(
+        "ray",
+        method="ping",
+        raw=_ray_subject,
+        raw_awaited=("await actor.m.remote()", _ray_awaited),
+        # Every call in flight, as on the raw actor (the default keeps 3 per worker).
+        options={"max_queued_tasks": None},
+        targets={"burst/raw": Target(">=", 0.8), "awaited/raw": Target(">=", 0.8)},
+    ),
 )
 
 
@@ -181,8 +193,10 @@ class BenchConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
-        """A run of a few seconds, for smoke tests."""
-        return cls(**{"n": 1_000, "repeats": 1, "concurry_n": 300, **overrides})
+        """A run of a few seconds, for smoke tests (ray only when named: starting
+        Ray alone takes longer)."""
+        modes = tuple(m.mode for m in MODES if m.mode != "ray")
+        return cls(**{"n": 1_000, "repeats": 1, "concurry_n": 300, "modes": modes, **overrides})
 
 
 def _startup(subject: Subject) -> float:
@@ -199,7 +213,9 @@ def _burst(subject: Subject, call: Caller, n: int) -> float:
     resolve = subject.resolve
     t0 = time.perf_counter()
     futures = [call(i) for i in range(n)]
-    if resolve is not None:
+    if subject.resolve_all is not None:
+        subject.resolve_all(futures)
+    elif resolve is not None:
         for f in futures:
             resolve(f)
     return time.perf_counter() - t0
@@ -400,7 +416,7 @@ def _rows_for(
 def _measure_mode(
     entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None], skipped: list[str]
 ) -> list[Row]:
-    ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method)
+    ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method, **entry.options)
     try:
         ours.stop(ours.start())
     except UNAVAILABLE as exc:
@@ -418,7 +434,7 @@ def _measure_mode(
     if entry.raw_awaited is not None:
         label, raw_setup = entry.raw_awaited
         log(f"{entry.mode}: awaited, against {label}")
-        setup = functools.partial(_aioconc_awaited, entry.mode, entry.method)
+        setup = functools.partial(_aioconc_awaited, entry.mode, entry.method, **entry.options)
         mine, base = asyncio.run(_awaited([setup, raw_setup], cfg.n, cfg.repeats))
         target = entry.targets.get("awaited/raw")
         rows.append(Row(entry.mode, "awaited", UNITS["awaited"], mine, label, base, target))

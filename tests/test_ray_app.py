@@ -149,3 +149,20 @@ def test_a_plain_actor_runs_init_and_methods_on_one_thread_despite_the_watch() -
     # connection, thread-locals) is used on the thread that made it.
     with ThreadBound.options(mode="ray").init() as handle:
         assert all(handle.same_thread().result(60) for _ in range(3))
+
+
+# ---------------------------------------------------------------------------
+# A thread blocking in result() fetches the value itself
+# ---------------------------------------------------------------------------
+
+
+def test_result_in_a_thread_fetches_the_value_and_honours_its_timeout(gate: Any) -> None:
+    with Holder.options(mode="ray", max_queued_tasks=None).init() as handle:
+        blocked = handle.block(gate)
+        with pytest.raises(TimeoutError):
+            blocked.result(0.2)
+        gate.set()
+        assert blocked.result(60) is None
+        futures = [handle.echo(i) for i in range(50)]
+        assert [f.result(60) for f in futures] == list(range(50))
+        assert isinstance(handle.block(None).exception(60), AttributeError)

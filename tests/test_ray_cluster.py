@@ -39,6 +39,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _own_ports(*names: str) -> list[str]:
+    # Ports of our own for what Ray would otherwise give a fixed default (the
+    # agents, the Ray Client server): the session's Ray or another cluster on
+    # this machine may hold those.
+    return [f"--{name}={_free_port()}" for name in names]
+
+
+_NODE_PORTS = (
+    "node-manager-port",
+    "object-manager-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "metrics-export-port",
+    "runtime-env-agent-port",
+)
+
+
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)  # never the session's Ray
@@ -99,6 +116,7 @@ def cluster() -> Iterator[dict[str, Any]]:
             f"--temp-dir={temp_dir}",
             "--resources=" + json.dumps({"slot": 1}),
             "--include-dashboard=false",
+            *_own_ports("ray-client-server-port", *_NODE_PORTS),
             *common,
         ]
     )
@@ -111,6 +129,7 @@ def cluster() -> Iterator[dict[str, Any]]:
             [
                 f"--address=127.0.0.1:{port}",
                 "--resources=" + json.dumps({"slot": 1, "node_b": 1}),
+                *_own_ports(*_NODE_PORTS),
                 *common,
             ]
         )

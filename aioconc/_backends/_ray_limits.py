@@ -218,8 +218,8 @@ def export(limit_set: LimitSet, client: str) -> tuple[Any, ...]:
 
 
 def _on_this_node(ray: Any) -> dict[str, Any]:
-    # Soft: if the node cannot take it, it goes elsewhere.  Through Ray Client
-    # the driver is on no node of the cluster: Ray chooses.
+    # It asks for nothing, so the driver's node can always take it.  Through
+    # Ray Client the driver is on no node of the cluster: Ray chooses.
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     try:
@@ -228,7 +228,7 @@ def _on_this_node(ray: Any) -> dict[str, Any]:
         return {}
     if not here:
         return {}
-    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=True)}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=False)}
 
 
 def forget(client: str) -> None:

@@ -187,7 +187,7 @@ class RayWorker(RefCalls):
         self._start_timer: asyncio.TimerHandle | None = None
         self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
         self._actor_error: type[BaseException] = ray.exceptions.RayActorError
-        self._actor_id = self._actor._actor_id.hex()
+        self._actor_id = _actor_id_of(self._actor)
         # An actor Ray restarts is not dead when a call fails: no watch then.
         self._watched = not options.get("max_restarts")
         if self._watched:
@@ -280,7 +280,7 @@ class RayWorker(RefCalls):
             return
         # Not an upstream actor's death: Ray's error of a failed argument (a
         # RayTaskError made an instance of its cause) names another actor.
-        if getattr(exc, "actor_id", None) == self._actor_id:
+        if self._actor_id is not None and getattr(exc, "actor_id", None) == self._actor_id:
             self._died(error)
 
     def _died(self, error: BaseException) -> None:
@@ -338,6 +338,12 @@ class RayWorker(RefCalls):
             _ray_limits.forget(self._name_id)  # what it held of shared limits is free
         except Exception as exc:  # already gone, or Ray shut down
             log.debug("ray.kill of worker %s: %s", self._name, exc)
+
+
+def _actor_id_of(actor: Any) -> str | None:
+    # What Ray's RayActorError.actor_id holds; None where a handle lacks it.
+    ident: Any = getattr(actor, "_actor_id", None)
+    return str(ident.hex()) if hasattr(ident, "hex") else None
 
 
 def _asked_resources(options: dict[str, Any]) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class Node:
             said.append(line)
             if "Ray runtime started" in line:
                 return
-        self.proc.wait()
+        self.stop()  # whatever it started before it failed goes too
         raise RuntimeError("ray start failed:\n" + "".join(said[-30:]))
 
     def processes(self) -> list[Any]:
@@ -109,22 +109,23 @@ def cluster() -> Iterator[dict[str, Any]]:
     port = _free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayc", dir="/tmp")
     common = ["--node-ip-address=127.0.0.1"]
-    head = Node(
-        [
-            "--head",
-            f"--port={port}",
-            f"--temp-dir={temp_dir}",
-            "--resources=" + json.dumps({"slot": 1}),
-            "--include-dashboard=false",
-            *_own_ports("ray-client-server-port", *_NODE_PORTS),
-            *common,
-        ]
-    )
-    second: Node | None = None
+    nodes: list[Node] = []
     seen: dict[int, Any] = {}
-    info = {"port": port, "head": head, "seen": seen}
+    info: dict[str, Any] = {"port": port, "seen": seen}
     try:
-        # The second node joins once the head's GCS answers (`ray start` waits for it).
+        head = Node(
+            [
+                "--head",
+                f"--port={port}",
+                f"--temp-dir={temp_dir}",
+                "--resources=" + json.dumps({"slot": 1}),
+                "--include-dashboard=false",
+                *_own_ports("ray-client-server-port", *_NODE_PORTS),
+                *common,
+            ]
+        )
+        nodes.append(head)
+        # The second node joins the head's GCS (it is up: its `ray start` said so).
         second = Node(
             [
                 f"--address=127.0.0.1:{port}",
@@ -133,10 +134,10 @@ def cluster() -> Iterator[dict[str, Any]]:
                 *common,
             ]
         )
-        info["second"] = second
+        nodes.append(second)
+        info.update(head=head, second=second)
         yield info
     finally:
-        nodes = [n for n in (head, second) if n is not None]
         for node in nodes:
             seen.update((p.pid, p) for p in node.processes())
         for node in nodes:

@@ -14,6 +14,7 @@ from ._enums import RetryAlgorithm as RetryAlgorithm
 from ._enums import ReturnWhen as ReturnWhen
 from ._exceptions import AioconcError as AioconcError
 from ._exceptions import CallTimeoutError as CallTimeoutError
+from ._exceptions import RemoteError as RemoteError
 from ._exceptions import RetryValidationError as RetryValidationError
 from ._exceptions import SerializationError as SerializationError
 from ._exceptions import WorkerCrashedError as WorkerCrashedError
@@ -26,9 +27,9 @@ from ._future import Future as Future
 from ._future import SyncFuture as SyncFuture
 from ._future import TaskRecord as TaskRecord
 from ._future import TaskStatus as TaskStatus
-from ._future import wrap_future as wrap_future
 from ._proxy import WorkerHandle as WorkerHandle
 from ._retry_config import RetryConfig as RetryConfig
+from ._stats import CallStatistics as CallStatistics
 from ._timer import Timer as Timer
 from ._timer import TimerError as TimerError
 from ._wait import ALL_COMPLETED as ALL_COMPLETED
@@ -40,8 +41,11 @@ from ._wait import gather as gather
 from ._wait import wait as wait
 from ._worker import Worker as Worker
 from ._worker import worker as worker
+from ._wrap import wrap_future as wrap_future
 from .config import global_config as global_config
 from .config import temp_config as temp_config
+from .direct import DirectFunction as DirectFunction
+from .direct import direct as direct
 from .limits import Acquisition as Acquisition
 from .limits import CallLimit as CallLimit
 from .limits import Limit as Limit
@@ -65,8 +69,10 @@ __all__ = [
     "AioconcError",
     "BaseFuture",
     "CallLimit",
+    "CallStatistics",
     "CallTimeoutError",
     "CancelledError",
+    "DirectFunction",
     "ExecutionMode",
     "Executor",
     "Future",
@@ -80,6 +86,7 @@ __all__ = [
     "RateLimit",
     "RateLimitAlgorithm",
     "RateWindow",
+    "RemoteError",
     "ResourceLimit",
     "RetryAlgorithm",
     "RetryConfig",
@@ -100,6 +107,7 @@ __all__ = [
     "WorkerStoppedError",
     "async_gather",
     "async_wait",
+    "direct",
     "gather",
     "global_config",
     "task",

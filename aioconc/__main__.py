@@ -21,7 +21,11 @@ def _parser() -> argparse.ArgumentParser:
         "modes.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
-    sub.add_parser("demo", help="run a small worker in every available mode and show where it ran")
+    sub.add_parser(
+        "demo",
+        help="a tour in six parts: every mode, a pool map with a progress bar, a rate limit, "
+        "a crash survived, await, task records",
+    )
     bench = sub.add_parser(
         "bench",
         help="measure aioconc against the raw primitives and concurry, as ratios",
@@ -56,20 +60,26 @@ def _bench(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         print(f"  … {message}", file=sys.stderr, flush=True)
 
+    if args.plot:
+        from . import _plot
+
+        try:
+            _plot.require_matplotlib()  # before a run of minutes, not after it
+        except ImportError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+
     unknown = set(cfg.modes) - {entry.mode for entry in _bench.MODES}
     if unknown:
         print(f"unknown mode(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     print(f"aioconc bench: n={cfg.n}, best of {cfg.repeats}, concurry n={cfg.concurry_n}")
     rows, skipped = _bench.run(cfg, log)
-    print(_bench.format_table(rows, skipped))
+    table = _bench.format_table(rows, skipped)
+    print(table)
     if args.plot:
-        if _bench.plot(rows, args.plot):
-            print(f"chart saved to {args.plot}")
-        else:
-            print(
-                "--plot needs matplotlib (pip install matplotlib); no chart saved", file=sys.stderr
-            )
+        _plot.save_chart(_plot.parse_table(table), args.plot)
+        print(f"chart saved to {args.plot}")
     if any(row.failed for row in rows):
         return 1
     if args.check and any(row.met is False for row in rows):

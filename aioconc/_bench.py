@@ -11,6 +11,8 @@ Figures, per mode:
 * ``burst``      submit N calls to one worker, then collect every result (calls/s);
 * ``round trip`` one call and its ``.result()`` at a time (µs per call);
 * ``awaited``    inside a running loop, ``asyncio.gather`` of N calls (calls/s);
+* ``in coroutines`` each call ``return await w.m(i)`` in a coroutine of its own, N of
+  them gathered, the worker made with ``async with`` -- the shape apps write (calls/s);
 * ``CPU``        process CPU time used while awaiting a call that sleeps 1 s (s).
 
 Each timing is the best of ``k`` repeats after one warm-up, and the subjects of
@@ -21,45 +23,50 @@ created yet (``NotImplementedError``, a missing extra) is skipped with a note,
 which is how the ``process`` rows wait for the process backend.
 
 The subjects (aioconc, concurry, the raw primitives) are in
-``_bench_subjects.py``; this file reads top to bottom as modes, timing, table.
+``_bench_subjects.py``, the figures inside a running loop in
+``_bench_awaited.py``, the table in ``_bench_table.py``; this file reads top to
+bottom as modes, timing, rows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
-import importlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from ._bench_awaited import (
+    AwaitedSetup,
+    aioconc_awaited,
+    anyio_to_thread,
+    asyncio_to_thread,
+    awaited,
+    bare_coroutines,
+    in_coroutines,
+    pipe_loop_futures,
+    ray_remote,
+    run_in_executor,
+)
 from ._bench_subjects import (
     CONCURRY,
     Caller,
     Subject,
-    _aioconc_awaited,
-    _bare_coroutines,
     _ConcurryBench,
     _direct_subject,
     _pipe_subject,
-    _ray_awaited,
     _ray_subject,
     _rct_subject,
-    _run_in_executor,
     _tpe_subject,
     _worker_subject,
 )
+from ._bench_table import UNITS, Row, Target, format_table, plot
 from ._bench_workers import _AioconcBench
 
-__all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "run"]
-
-AwaitedSetup = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[int], Awaitable[Any]]]]
-
-TIMES = "\u00d7"  # the multiplication sign after a ratio
+__all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "plot", "run"]
 
 UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
 """What creating a worker of a mode that is not built (or not installed) raises."""
@@ -71,28 +78,14 @@ UNAVAILABLE = (NotImplementedError, ImportError, ValueError)
 
 
 @dataclass(frozen=True)
-class Target:
-    """A bound on a row's ratio (or, when ``absolute``, on its aioconc value)."""
-
-    op: Literal[">=", "<="]
-    value: float
-    absolute: bool = False
-
-    def met(self, x: float) -> bool:
-        """True when ``x`` satisfies the bound."""
-        return x >= self.value if self.op == ">=" else x <= self.value
-
-    def __str__(self) -> str:
-        sign = "≥" if self.op == ">=" else "≤"
-        return f"{sign} {self.value:g} s" if self.absolute else f"{sign} {self.value:g}{TIMES}"
-
-
-@dataclass(frozen=True)
 class ModeEntry:
     """Everything the benchmark needs to know about one mode.
 
     ``method`` is what burst, round trip and awaited call; ``raw`` is the raw
-    primitive; ``raw_awaited`` the raw primitive inside a running loop;
+    primitive (None: no start-up, burst and round trip rows); ``raw_awaited``
+    the raw primitive inside a running loop; ``in_coroutines`` the baselines of
+    the in-coroutines figure (its target key is ``"in coroutines/<label>"``);
+    ``default`` whether a run without ``--modes`` includes the mode;
     ``cpu_method`` a method that takes one second; ``concurry_mode`` the same mode
     in concurry (None: no concurry rows); ``targets`` maps
     ``"figure/baseline"`` (baseline ``raw`` or ``concurry``; ``cpu/-``) to a bound.
@@ -100,8 +93,10 @@ class ModeEntry:
 
     mode: str
     method: str
-    raw: Callable[[], Subject]
+    raw: Callable[[], Subject] | None
     raw_awaited: tuple[str, AwaitedSetup] | None = None
+    in_coroutines: tuple[tuple[str, AwaitedSetup], ...] = ()
+    default: bool = True
     cpu_method: str | None = None
     concurry_mode: str | None = None
     concurry_share: float = 1.0  # of BenchConfig.concurry_n: concurry's slow modes get fewer
@@ -110,6 +105,13 @@ class ModeEntry:
 
 
 CPU_TARGET = Target("<=", 0.02, absolute=True)
+
+# The baselines of the in-coroutines figure, by the label the table shows.
+BARE = "bare coroutines"
+TO_THREAD = "asyncio.to_thread"
+ANYIO = "anyio.to_thread.run_sync"
+PIPE = "Pipe + loop futures"
+RAY = "await actor.m.remote()"
 
 MODES: tuple[ModeEntry, ...] = (
     ModeEntry(
@@ -126,12 +128,14 @@ MODES: tuple[ModeEntry, ...] = (
         "asyncio",
         method="aping",
         raw=_rct_subject,
-        raw_awaited=("asyncio.gather(coroutines)", _bare_coroutines),
+        raw_awaited=("asyncio.gather(coroutines)", bare_coroutines),
+        in_coroutines=((BARE, bare_coroutines),),
         cpu_method="asleep1",
         concurry_mode="asyncio",
         targets={
             "burst/raw": Target(">=", 2.0),
             "awaited/raw": Target(">=", 0.5),
+            f"in coroutines/{BARE}": Target(">=", 0.6),
             "cpu/-": CPU_TARGET,
         },
     ),
@@ -139,10 +143,12 @@ MODES: tuple[ModeEntry, ...] = (
         "thread",
         method="ping",
         raw=_tpe_subject,
-        raw_awaited=("run_in_executor(TPE(1))", _run_in_executor),
+        raw_awaited=("run_in_executor(TPE(1))", run_in_executor),
+        in_coroutines=((TO_THREAD, asyncio_to_thread), (ANYIO, anyio_to_thread)),
         cpu_method="sleep1",
         concurry_mode="thread",
         targets={
+            f"in coroutines/{TO_THREAD}": Target(">=", 2.0),
             "burst/raw": Target(">=", 1.0),
             "burst/concurry": Target(">=", 4.0),
             "round trip/raw": Target("<=", 1.5),
@@ -153,10 +159,12 @@ MODES: tuple[ModeEntry, ...] = (
         "process",
         method="ping",
         raw=_pipe_subject,
+        in_coroutines=((PIPE, pipe_loop_futures),),
         cpu_method="sleep1",
         concurry_mode="process",
         concurry_share=0.1,
         targets={
+            f"in coroutines/{PIPE}": Target(">=", 0.5),
             "start-up/concurry": Target("<=", 0.5),
             "burst/raw": Target(">=", 0.5),
             "burst/concurry": Target(">=", 20.0),
@@ -164,14 +172,21 @@ MODES: tuple[ModeEntry, ...] = (
             "cpu/-": CPU_TARGET,
         },
     ),
+    # Only when asked for (--modes ray): it starts a local Ray.
     ModeEntry(
         "ray",
         method="ping",
         raw=_ray_subject,
-        raw_awaited=("await actor.m.remote()", _ray_awaited),
+        raw_awaited=(RAY, ray_remote),
+        in_coroutines=((RAY, ray_remote),),
         # Every call in flight, as on the raw actor (the default keeps 3 per worker).
         options={"max_queued_tasks": None},
-        targets={"burst/raw": Target(">=", 0.8), "awaited/raw": Target(">=", 0.8)},
+        targets={
+            "burst/raw": Target(">=", 0.8),
+            "awaited/raw": Target(">=", 0.8),
+            f"in coroutines/{RAY}": Target(">=", 0.8),
+        },
+        default=False,
     ),
 )
 
@@ -188,15 +203,16 @@ class BenchConfig:
     n: int = 20_000
     repeats: int = 3
     concurry_n: int = 4_000
-    modes: tuple[str, ...] = tuple(m.mode for m in MODES)
+    coroutines_n: int = 5_000  # coroutines gathered in the in-coroutines figure
+    modes: tuple[str, ...] = tuple(m.mode for m in MODES if m.default)
     concurry: bool = True
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchConfig:
-        """A run of a few seconds, for smoke tests (ray only when named: starting
-        Ray alone takes longer)."""
-        modes = tuple(m.mode for m in MODES if m.mode != "ray")
-        return cls(**{"n": 1_000, "repeats": 1, "concurry_n": 300, "modes": modes, **overrides})
+        """A run of a few seconds, for smoke tests."""
+        return cls(
+            **{"n": 1_000, "repeats": 1, "concurry_n": 300, "coroutines_n": 1_000, **overrides}
+        )
 
 
 def _startup(subject: Subject) -> float:
@@ -316,28 +332,6 @@ def measure(subjects: Sequence[tuple[Subject, int]], repeats: int) -> list[Measu
     return out
 
 
-async def _awaited(setups: Sequence[AwaitedSetup], n: int, repeats: int) -> list[float]:
-    """Calls/s of ``await asyncio.gather(...)`` over ``n`` calls for each setup, in turns."""
-    best = [math.inf] * len(setups)
-    async with contextlib.AsyncExitStack() as stack:
-        calls = [await stack.enter_async_context(setup()) for setup in setups]
-        for rep in range(repeats + 1):
-            for i, call in enumerate(calls):
-                gc.collect()
-                gc.disable()  # as timeit does, for every subject alike
-                try:
-                    t0 = time.perf_counter()
-                    values = await asyncio.gather(*(call(j) for j in range(n)))
-                    dt = time.perf_counter() - t0
-                finally:
-                    gc.enable()
-                if values[-1] != n - 1:
-                    raise AssertionError(f"wrong results from {setups[i]}: {values[-5:]}")
-                if rep:
-                    best[i] = min(best[i], dt)
-    return [n / b for b in best]
-
-
 async def _cpu_awaiting(entry: ModeEntry) -> float:
     """Process CPU seconds used while awaiting one call of ``entry.cpu_method`` (1 s)."""
     async with _AioconcBench.options(mode=entry.mode).init() as w:
@@ -350,43 +344,6 @@ async def _cpu_awaiting(entry: ModeEntry) -> float:
 # ---------------------------------------------------------------------------
 # Rows
 # ---------------------------------------------------------------------------
-
-UNITS = {"start-up": "ms", "burst": "calls/s", "round trip": "µs", "awaited": "calls/s"}
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: an aioconc figure against one baseline."""
-
-    mode: str
-    figure: str
-    unit: str
-    ours: float
-    baseline_label: str = ""
-    baseline: float = math.nan
-    target: Target | None = None
-    note: str = ""
-    failed: bool = False  # aioconc itself failed to produce the figure
-
-    @property
-    def name(self) -> str:
-        """``"<mode> <figure>"``, e.g. ``"thread burst"``."""
-        return f"{self.mode} {self.figure}"
-
-    @property
-    def ratio(self) -> float:
-        """aioconc ÷ baseline, in the figure's unit (NaN without a baseline)."""
-        if math.isnan(self.baseline) or self.baseline == 0:
-            return math.nan
-        return self.ours / self.baseline
-
-    @property
-    def met(self) -> bool | None:
-        """Whether the target is met; None when there is no target or no number."""
-        if self.target is None:
-            return None
-        x = self.ours if self.target.absolute else self.ratio
-        return None if math.isnan(x) else self.target.met(x)
 
 
 def _rows_for(
@@ -423,27 +380,46 @@ def _measure_mode(
         skipped.append(f"{entry.mode}: skipped, not available ({type(exc).__name__}: {exc})")
         log(skipped[-1])
         return []
-    raw = entry.raw()
-    subjects = [(ours, cfg.n), (raw, cfg.n)]
-    if cfg.concurry and CONCURRY and entry.concurry_mode is not None:
-        theirs = _worker_subject("concurry", _ConcurryBench, entry.concurry_mode, entry.method)
-        subjects.append((theirs, max(10, int(cfg.concurry_n * entry.concurry_share))))
-    log(f"{entry.mode}: start-up, burst, round trip: {', '.join(s.label for s, _ in subjects)}")
-    measured = measure(subjects, cfg.repeats)
-    rows = list(_rows_for(entry, measured[0], list(zip(("raw", "concurry"), measured[1:]))))
+    rows = [] if entry.raw is None else _outside_a_loop(entry, ours, cfg, log)
+    setup = functools.partial(aioconc_awaited, entry.mode, entry.method, **entry.options)
     if entry.raw_awaited is not None:
         label, raw_setup = entry.raw_awaited
         log(f"{entry.mode}: awaited, against {label}")
-        setup = functools.partial(_aioconc_awaited, entry.mode, entry.method, **entry.options)
-        mine, base = asyncio.run(_awaited([setup, raw_setup], cfg.n, cfg.repeats))
+        mine, base = asyncio.run(awaited([setup, raw_setup], cfg.n, cfg.repeats))
         target = entry.targets.get("awaited/raw")
         rows.append(Row(entry.mode, "awaited", UNITS["awaited"], mine, label, base, target))
+    if entry.in_coroutines:
+        labels = [label for label, _ in entry.in_coroutines]
+        log(f"{entry.mode}: in coroutines, against {', '.join(labels)}")
+        # Best of at least 7: a run of 5,000 calls is short, and on a shared
+        # machine one turn of a subject is easily hit by a neighbour.
+        repeats = max(cfg.repeats, 7)
+        setups: list[AwaitedSetup] = [setup, *(s for _, s in entry.in_coroutines)]
+        rates = asyncio.run(in_coroutines(setups, cfg.coroutines_n, repeats))
+        for label, base in zip(labels, rates[1:]):
+            target = entry.targets.get(f"in coroutines/{label}")
+            unit = UNITS["in coroutines"]
+            rows.append(Row(entry.mode, "in coroutines", unit, rates[0], label, base, target))
     if entry.cpu_method is not None:
         log(f"{entry.mode}: CPU while awaiting a 1 s call")
         cpu = asyncio.run(_cpu_awaiting(entry))
         target = entry.targets.get("cpu/-")
         rows.append(Row(entry.mode, "CPU awaiting 1 s", "s", cpu, target=target))
     return rows
+
+
+def _outside_a_loop(
+    entry: ModeEntry, ours: Subject, cfg: BenchConfig, log: Callable[[str], None]
+) -> list[Row]:
+    """Start-up, burst and round trip: aioconc against the raw primitive and concurry."""
+    assert entry.raw is not None
+    subjects = [(ours, cfg.n), (entry.raw(), cfg.n)]
+    if cfg.concurry and CONCURRY and entry.concurry_mode is not None:
+        theirs = _worker_subject("concurry", _ConcurryBench, entry.concurry_mode, entry.method)
+        subjects.append((theirs, max(10, int(cfg.concurry_n * entry.concurry_share))))
+    log(f"{entry.mode}: start-up, burst, round trip: {', '.join(s.label for s, _ in subjects)}")
+    measured = measure(subjects, cfg.repeats)
+    return list(_rows_for(entry, measured[0], list(zip(("raw", "concurry"), measured[1:]))))
 
 
 def run(
@@ -456,72 +432,3 @@ def run(
         if entry.mode in cfg.modes:
             rows.extend(_measure_mode(entry, cfg, log, skipped))
     return rows, skipped
-
-
-# ---------------------------------------------------------------------------
-# Output
-# ---------------------------------------------------------------------------
-
-
-def _fmt(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if unit == "calls/s":
-        return f"{value:,.0f}/s"
-    if unit == "µs":
-        return f"{value:.1f} µs"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    return f"{value:.4f} s"
-
-
-def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
-    """Render rows as a Markdown table (it pastes into the README as it is), then notes."""
-    header = ("figure", "aioconc", "baseline", "ratio", "target", "ok")
-    lines = [header]
-    for r in rows:
-        baseline = f"{r.baseline_label} {_fmt(r.baseline, r.unit)}" if r.baseline_label else "—"
-        ratio = "—" if math.isnan(r.ratio) else f"{r.ratio:.2f}{TIMES}"
-        ok = {None: "", True: "✓", False: "✗"}[r.met]
-        lines.append(
-            (r.name, _fmt(r.ours, r.unit), baseline, ratio, str(r.target or ""), ok),
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-
-    def render(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-
-    out = [render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out.extend(render(line) for line in lines[1:])
-    notes = [*(f"{r.name}: {r.note}" for r in rows if r.note), *notes]
-    out.append("")
-    out.append("ratio = aioconc ÷ baseline in the figure's unit (calls/s: higher is better;")
-    out.append("ms and µs: lower is better). Best of k runs after a warm-up.")
-    out.extend(dict.fromkeys(notes))
-    return "\n".join(out)
-
-
-def plot(rows: Sequence[Row], path: str) -> bool:
-    """Save a bar chart of the ratios to ``path``; False when matplotlib is missing."""
-    try:
-        matplotlib = importlib.import_module("matplotlib")
-    except ImportError:
-        return False
-    matplotlib.use("Agg")
-    plt = importlib.import_module("matplotlib.pyplot")
-    shown = [r for r in rows if not math.isnan(r.ratio)]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(shown) + 1))
-    labels = [f"{r.name} vs {r.baseline_label}" for r in shown]
-    colors = [{True: "tab:green", False: "tab:red", None: "tab:gray"}[r.met] for r in shown]
-    ax.barh(labels, [r.ratio for r in shown], color=colors)
-    for y, r in enumerate(shown):
-        if r.target is not None:
-            ax.plot([r.target.value] * 2, [y - 0.4, y + 0.4], color="black")
-    ax.axvline(1.0, color="gray", linewidth=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("ratio aioconc ÷ baseline (black tick: target)")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True

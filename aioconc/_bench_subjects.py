@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import importlib
 import multiprocessing
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._bench_workers import _AioconcBench, _Calls
+from ._bench_workers import _Calls
 
 try:
     from concurry import Worker as _ConcurryWorker
@@ -208,31 +207,6 @@ def _pipe_subject() -> Subject:
     )
 
 
-# -- awaited, inside a running loop -------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _aioconc_awaited(
-    mode: str, method: str, **options: Any
-) -> AsyncIterator[Callable[[int], Any]]:
-    async with _AioconcBench.options(mode=mode, **options).init() as w:
-        yield lambda i: getattr(w, method)(i)
-
-
-@contextlib.asynccontextmanager
-async def _bare_coroutines() -> AsyncIterator[Callable[[int], Any]]:
-    obj = _Calls()
-    yield lambda i: obj.aping(i)
-
-
-@contextlib.asynccontextmanager
-async def _run_in_executor() -> AsyncIterator[Callable[[int], Any]]:
-    obj = _Calls()
-    loop = asyncio.get_running_loop()
-    with concurrent.futures.ThreadPoolExecutor(1) as tpe:
-        yield lambda i: loop.run_in_executor(tpe, obj.ping, i)
-
-
 # ---------------------------------------------------------------------------
 # Ray: a raw actor of the same class
 # ---------------------------------------------------------------------------
@@ -257,13 +231,3 @@ def _ray_subject() -> Subject:
         resolve=ray.get,
         resolve_all=ray.get,
     )
-
-
-@contextlib.asynccontextmanager
-async def _ray_awaited() -> AsyncIterator[Callable[[int], Any]]:
-    subject = _ray_subject()
-    actor = subject.start()
-    try:
-        yield lambda i: actor.ping.remote(i)
-    finally:
-        subject.stop(actor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 from ._future import Future
@@ -15,9 +16,14 @@ class Call:
     ``timeout`` is this call's own time limit in seconds (None: the worker's
     option applies).  A retry makes a fresh ``Call`` per attempt (with a fresh
     future), so a backend may finish ``future`` however it likes.
+
+    ``context`` is a copy of the caller's ``contextvars`` taken when the call is
+    made (as ``asyncio.to_thread`` takes one): backends that run the method in
+    this process run it inside that copy, so the method sees the caller's
+    values and its own changes stay with the call.
     """
 
-    __slots__ = ("args", "future", "kwargs", "method", "timeout")
+    __slots__ = ("args", "context", "future", "kwargs", "method", "timeout")
 
     def __init__(
         self,
@@ -26,17 +32,21 @@ class Call:
         kwargs: dict[str, Any],
         future: Future[Any],
         timeout: float | None = None,
+        context: contextvars.Context | None = None,
     ) -> None:
         self.method = method
         self.args = args
         self.kwargs = kwargs
         self.future = future
         self.timeout = timeout
+        self.context = contextvars.copy_context() if context is None else context
 
     def attempt(self) -> Call:
         """A copy of this call with a fresh future, for one more attempt."""
         fut: Future[Any] = Future(priority=self.future.priority, worker=self.future.worker)
-        return Call(self.method, self.args, self.kwargs, fut, self.timeout)
+        # A copy per attempt: an attempt abandoned by a timeout may still be
+        # running in its context when the next one enters its own.
+        return Call(self.method, self.args, self.kwargs, fut, self.timeout, self.context.copy())
 
     def __repr__(self) -> str:
         return f"<Call {self.method} {self.future.task_id}>"

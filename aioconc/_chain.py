@@ -26,11 +26,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._future import Future
-from ._runtime import inbox_for, running_loop
+from ._runtime import inbox_for, running_loop, task_in_context
 
 if TYPE_CHECKING:
     from ._backends._base import BackendWorker
     from ._call import Call
+    from ._stats import CallStats
 
 __all__ = ["ChainRunner", "Handler", "Stage", "attempt_handler", "build_chain"]
 
@@ -48,11 +49,16 @@ def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
     return handler
 
 
-def attempt_handler(worker: BackendWorker) -> Handler:
-    """The chain's innermost handler: one attempt on ``worker``, with a fresh future."""
+def attempt_handler(worker: BackendWorker, attempts: CallStats | None = None) -> Handler:
+    """The chain's innermost handler: one attempt on ``worker``, with a fresh future.
+
+    ``attempts`` counts the attempts handed to the worker (what is in flight).
+    """
 
     async def attempt(call: Call) -> Any:
         one = call.attempt()
+        if attempts is not None:
+            attempts.submit(one.future)
         outer = call.future
         outer.attempts += 1
         outer._inner = one.future
@@ -109,7 +115,7 @@ class ChainRunner:
             return
         fut.attempts = 0
         self._running += 1
-        task = self._loop.create_task(self._run(call))
+        task = task_in_context(self._loop, self._run(call), call.context)
         task.add_done_callback(functools.partial(self._ended, fut))
         fut._bind_task(task)
 

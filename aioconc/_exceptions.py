@@ -10,9 +10,14 @@
      │    │    └── WorkerStoppedError  a call was made after stop(), also a RuntimeError
      │    ├── SerializationError       a value could not cross a process/Ray boundary,
      │    │                            also a TypeError
+     │    ├── RemoteError              a worker raised an exception whose type the caller
+     │    │                            can't rebuild (json/msgpack serializers)
      │    └── RetryValidationError     retry_until rejected every attempt's result
-     └── TimeoutError
-          └── CallTimeoutError         a call ran past its deadline (also AioconcError)
+     ├── TimeoutError
+     │    └── CallTimeoutError         a call ran past its deadline (also AioconcError)
+     └── concurrent.futures.CancelledError
+          └── CancelledError           a cancelled call (also asyncio.CancelledError,
+                                       a BaseException)
 
 User exceptions are never wrapped: a method that raises ``KeyError`` fails its
 future with that ``KeyError``.  Cancellation is ``concurrent.futures.CancelledError``,
@@ -21,11 +26,15 @@ as in the standard library.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import Any
 
 __all__ = [
     "AioconcError",
     "CallTimeoutError",
+    "CancelledError",
+    "RemoteError",
     "RetryValidationError",
     "SerializationError",
     "WorkerCrashedError",
@@ -93,6 +102,25 @@ class SerializationError(AioconcError, TypeError):
     """
 
 
+class RemoteError(AioconcError):
+    """An exception raised in a worker that the caller could not rebuild as its own type.
+
+    Only with ``serializer="json"`` or ``"msgpack"``, where exceptions travel by
+    name: the caller rebuilds types it has imported, and raises this for the
+    rest.  ``type_name`` is the original type's dotted name; the message is the
+    original's.
+    """
+
+    def __init__(self, message: str, *, type_name: str = "") -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+    @classmethod
+    def of(cls, type_name: str, message: str) -> RemoteError:
+        """The error for an exception of type ``type_name`` with ``message``."""
+        return cls(f"{type_name}: {message}", type_name=type_name)
+
+
 class CallTimeoutError(AioconcError, TimeoutError):
     """A call ran past its per-call deadline."""
 
@@ -140,3 +168,10 @@ def _rebuild_validation(
         validation_errors=validation_errors,
         method_name=method_name,
     )
+
+
+class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
+    """Raised for a cancelled call by ``result()`` and ``await``: both
+    ``concurrent.futures.CancelledError`` (what scripts catch) and
+    ``asyncio.CancelledError`` (what asyncio's ``wait_for``/``gather`` expect of a
+    cancelled future)."""

@@ -1,4 +1,4 @@
-"""The one future type of aioconc, and ``wrap_future``.
+"""The one future type of aioconc (``wrap_future`` is in ``_wrap.py``).
 
 A :class:`Future` is finished by whoever runs the call (a worker thread, the home
 loop, a process reader) and can be waited on from anywhere:
@@ -7,14 +7,19 @@ loop, a process reader) and can be waited on from anywhere:
   completion releases: no polling;
 * ``await future`` works in any running loop: completion is posted to that
   loop's :class:`~aioconc._runtime.Inbox` (one wake-up per burst of completions);
+  under trio, through anyio (``_anyloop.py``);
 * ``add_done_callback`` runs in the thread that completes the future.
+
+The done-callbacks that carry a completion to threads and loops are in
+``_wakeups.py``; ``CancelledError`` is in ``_exceptions.py``.
 
 One module-wide lock guards the state transitions.  Its critical sections are a
 few attribute writes, so sharing it costs less than a lock per future would.
 
 The module is longer than most because the future is one state machine seen
 from three sides (threads, any event loop, asyncio's own future protocol) and
-splitting those would spread one lock's invariants over several files.
+splitting what touches its state would spread one lock's invariants over
+several files.
 
 Each future also carries the call's task record (``task_id``, ``status``,
 ``priority``, timestamps, ``attempts``, ``worker``); :meth:`Future.record`
@@ -24,7 +29,6 @@ returns it as a pydantic :class:`TaskRecord`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import itertools
 import logging
@@ -34,8 +38,11 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
+from ._anyloop import await_elsewhere
+from ._exceptions import CancelledError
 from ._record import TaskRecord, TaskStatus, utc_datetime
 from ._runtime import inbox_for, running_loop
+from ._wakeups import _cancel_aio, _copy_outcome, _LoopBridge, _OnLoop, _Waiter
 
 __all__ = [
     "BaseFuture",
@@ -44,16 +51,9 @@ __all__ = [
     "SyncFuture",
     "TaskRecord",
     "TaskStatus",
-    "wrap_future",
 ]
 
 T = TypeVar("T")
-
-
-class CancelledError(concurrent.futures.CancelledError, asyncio.CancelledError):
-    """Raised for a cancelled call: both ``concurrent.futures.CancelledError``
-    (what scripts catch) and ``asyncio.CancelledError`` (what asyncio's
-    ``wait_for``/``gather`` expect of a cancelled future)."""
 
 
 log = logging.getLogger("aioconc")
@@ -91,86 +91,6 @@ class _Cancellable(Protocol):
     def cancel(self) -> bool: ...
 
 
-class _OnLoop:
-    """A done-callback registered on an event loop: run there, whatever thread finishes."""
-
-    __slots__ = ("fn", "loop")
-    threadsafe = True
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> None:
-        self.loop = loop
-        self.fn = fn
-
-    def __call__(self, future: Future[Any]) -> None:
-        if running_loop() is self.loop:
-            self.fn(future)
-        elif not self.loop.is_closed():
-            inbox_for(self.loop).post(self.fn, future)
-
-
-class _Waiter:
-    """Wakes one thread blocked in ``result()``/``exception()``."""
-
-    __slots__ = ("lock",)
-    threadsafe = True
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-
-    def __call__(self, _future: Any) -> None:
-        self.lock.release()
-
-
-class _LoopBridge:
-    """Copies a finished future's outcome into an ``asyncio.Future`` on its loop."""
-
-    __slots__ = ("cancel_as_error", "loop", "target")
-    threadsafe = True
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, target: asyncio.Future[Any], cancel_as_error: bool
-    ) -> None:
-        self.loop = loop
-        self.target = target
-        self.cancel_as_error = cancel_as_error
-
-    def __call__(self, future: Future[Any]) -> None:
-        if running_loop() is self.loop:
-            _copy_outcome(future, self.target, self.cancel_as_error)
-        else:
-            inbox_for(self.loop).post(_copy_outcome, future, self.target, self.cancel_as_error)
-
-
-def _cancel_aio(aio: asyncio.Future[Any]) -> None:
-    # Always a loop turn later: a task cancelled before its first step would
-    # never enter the code that records the cancellation in the future.
-    loop = aio.get_loop()
-    if running_loop() is loop:
-        loop.call_soon(aio.cancel)
-    elif not loop.is_closed():
-        inbox_for(loop).post(aio.cancel)
-
-
-def _copy_outcome(
-    source: Future[Any], target: asyncio.Future[Any], cancel_as_error: bool = False
-) -> None:
-    # cancel_as_error: for ``await future``, a cancelled call surfaces as our
-    # CancelledError (the same exception result() raises), not as a
-    # cancellation of the bridge future.
-    if target.done():
-        return
-    state = source._state
-    if state is _SUCCESS:
-        target.set_result(source._result)
-    elif state is _FAILURE:
-        target.set_exception(cast(BaseException, source._exception))
-    elif cancel_as_error:
-        target.set_exception(CancelledError())
-    else:
-        target.cancel()
-
-
 class Future(Generic[T]):
     """The result of one call, finished by an event and never polled.
 
@@ -190,6 +110,7 @@ class Future(Generic[T]):
         "_loop",
         "_result",
         "_state",
+        "_stats",
         "_task_id",
         "attempts",
         "completed_at",
@@ -219,6 +140,7 @@ class Future(Generic[T]):
         # call): while it runs, this call is exactly as cancellable as it is.
         self._inner: _Cancellable | None = None
         self._task_id: str | None = None
+        self._stats: Any = None  # the handle's CallStats (_stats.py), counted at the end
         self.priority = priority
         self.worker = worker
         self.submitted_at = time.time()
@@ -414,7 +336,10 @@ class Future(Generic[T]):
             self.cancel()
 
     def __await__(self) -> Generator[Any, None, T]:
-        if not self.done():
+        state = self._state
+        if state is _SUCCESS:  # the hot path: a call that ended in its first step
+            return cast(T, self._result)
+        if state is _PENDING or state is _STARTED:
             aio = self._aio
             if aio is not None and aio.get_loop() is running_loop():
                 # The call runs as a task on this very loop: await that task
@@ -427,19 +352,51 @@ class Future(Generic[T]):
                     self._set_cancelled()
                     raise
             else:
-                yield from self.as_asyncio_future(_cancel_as_error=True).__await__()
+                # A bridge future on this loop, finished through the loop's inbox
+                # (completions from threads arrive in batches).  Cancelling the
+                # awaiting task cancels the bridge at once, and the call as far
+                # as cancel() can.
+                loop = running_loop()
+                if loop is None:  # trio, or another loop anyio knows
+                    return (yield from await_elsewhere(self).__await__())  # type: ignore[no-any-return]
+                target: asyncio.Future[Any] = loop.create_future()
+                bridge = _LoopBridge(loop, target, True)
+                # add_done_callback's work, for a callback known to be thread-safe.
+                with _lock:
+                    pending = self._state is _PENDING or self._state is _STARTED
+                    if pending:
+                        if self._callbacks is None:
+                            self._callbacks = [bridge]
+                        else:
+                            self._callbacks.append(bridge)
+                if not pending:
+                    _copy_outcome(self, target, True)
+                try:
+                    yield from target
+                except asyncio.CancelledError:
+                    if target.cancelled():
+                        self.cancel()
+                    raise
         return self._outcome()
 
     # -- used by backends ----------------------------------------------------
 
-    def _bind_task(self, task: asyncio.Future[Any]) -> None:
+    def _bind_task(
+        self, task: asyncio.Future[Any], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """Record the task that runs this call on its loop (see ``_aio``).
 
-        Only for tasks that finish this future themselves, on their loop.
+        Only for tasks that finish this future themselves, on their loop
+        (``loop``: the task's, when the caller knows it).
         """
         self._aio = task
-        self._loop = task.get_loop()
+        self._loop = task.get_loop() if loop is None else loop
         self._asyncio_future_blocking = False
+
+    def _unbind_task(self) -> None:
+        """Undo ``_bind_task``: the call ended before its task had to run it, so the
+        future belongs to no loop (it can be awaited or gathered anywhere)."""
+        self._aio = self._loop = self._asyncio_future_blocking = None
 
     @property
     def _home(self) -> asyncio.AbstractEventLoop | None:
@@ -463,7 +420,13 @@ class Future(Generic[T]):
             if self._state is not _PENDING and self._state is not _STARTED:
                 return
             self._result = value
-            callbacks = self._finish_locked(_SUCCESS)
+            # _finish_locked, inlined: this is every successful call's path.
+            self._state = _SUCCESS
+            self.completed_at = time.time()
+            callbacks, self._callbacks = self._callbacks, None
+            stats = self._stats
+            if stats is not None:
+                stats.finished(self, True)
         if callbacks:
             self._run_callbacks(callbacks)
 
@@ -492,6 +455,10 @@ class Future(Generic[T]):
         self._state = state
         self.completed_at = time.time()
         callbacks, self._callbacks = self._callbacks, None
+        stats = self._stats
+        if stats is not None:
+            ok = None if state is _CANCELLED else state is _SUCCESS
+            stats.finished(self, ok)
         return callbacks
 
     def _run_callbacks(self, callbacks: list[Callable[[Future[T]], Any]] | None) -> None:
@@ -596,9 +563,3 @@ class SyncFuture(Future[T]):
             self._result = result_value
             self._state = _SUCCESS
         self.completed_at = self.submitted_at
-
-
-# ---------------------------------------------------------------------------
-
-
-from ._wrap import wrap_future  # noqa: E402 - re-exported; _wrap needs Future first

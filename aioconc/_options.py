@@ -15,6 +15,7 @@ mode-specific *extras*: kept as given and checked against the chosen mode in
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import types
 from collections.abc import Callable, Collection, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -145,6 +146,15 @@ Callables = Annotated[
 ]
 
 
+def _serializer_installed(name: str) -> str:
+    # msgpack is an optional extra: say how to get it where the option is given.
+    if name == "msgpack" and importlib.util.find_spec("msgpack") is None:
+        raise ValueError(
+            "serializer='msgpack' needs the msgpack package: pip install 'aioconc[msgpack]'"
+        )
+    return name
+
+
 class _Layer(BaseModel):
     """The common options of one layer; anything else is kept as an extra."""
 
@@ -167,7 +177,9 @@ class _Layer(BaseModel):
     limits: Any = None
     priority: Annotated[int, BeforeValidator(_parse_priority), Field(ge=0, le=3)] = 2
     timeout: PositiveFloat | None = None
-    serializer: Literal["cloudpickle", "json", "msgpack"] = "cloudpickle"
+    serializer: Annotated[
+        Literal["cloudpickle", "json", "msgpack"], AfterValidator(_serializer_installed)
+    ] = "cloudpickle"
     mp_context: Literal["fork", "spawn", "forkserver"] = "forkserver"
     actor_options: dict[str, Any] | None = None
     start_timeout: NonNegativeFloat | None = None

@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import config
+from ._anyloop import in_async_code, wait_quietly
 from ._backends import get_backend
 from ._backends._base import WorkerSpec
 from ._balance import make_balancer
@@ -40,6 +43,7 @@ from ._chain import ChainRunner, build_chain
 from ._future import Future
 from ._proxy import BoundMethod, ResolvedOptions, StopHook, run_stop_hooks
 from ._runtime import home_loop, running_loop
+from ._stats import CallStatistics, CallStats
 from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
@@ -58,16 +62,20 @@ _MISSING = object()
 
 
 @dataclass(frozen=True)
-class PoolStatistics:
-    """A snapshot of a pool: workers, calls in flight and held back, replacements."""
+class PoolStatistics(CallStatistics):
+    """A snapshot of a pool: its calls (as a worker's), workers, replacements.
+
+    ``per_worker`` has each worker slot's figures for the attempts it ran;
+    without retries they add up to the pool's.  ``held`` is ``queued``.
+    """
 
     workers: int
     on_demand_active: int
-    in_flight: int
     held: int
     dispatched: int
     replaced: int
     stopped: bool
+    per_worker: tuple[CallStatistics, ...]
 
 
 def _all_ready(workers: list[BackendWorker]) -> Future[None]:
@@ -139,6 +147,8 @@ class PoolHandle(ResolvedOptions):
         size = 0 if self._on_demand else (options.max_workers or 1)
         self._active = [0] * size
         self._total = [0] * size
+        self._stats = CallStats()
+        self._worker_stats = [CallStats() for _ in range(size)]
         stages = stages_for(options, methods, worker_class=cls.__name__)
         self._timed: Callable[[Call], None] | None = None
         self._queue: SubmissionQueue | None = None
@@ -250,12 +260,15 @@ class PoolHandle(ResolvedOptions):
             index = self._balancer.pick(self._active, self._total, self._full)
             self._active[index] += 1
             self._total[index] += 1
+            self._worker_stats[index].submitted += 1
             return index, self._workers[index]
 
     def _finished(self, index: int) -> Callable[[Future[Any]], None]:
-        def finished(_: Future[Any]) -> None:
+        def finished(fut: Future[Any]) -> None:
+            ok = None if fut.cancelled() else fut._exception is None
             with self._lock:
                 self._active[index] = max(0, self._active[index] - 1)
+                self._worker_stats[index].finished(fut, ok)
 
         return finished
 
@@ -350,16 +363,22 @@ class PoolHandle(ResolvedOptions):
         return {"worker_id": worker_id, "stopped": self._stopped}
 
     def statistics(self) -> PoolStatistics:
-        """A frozen snapshot of the pool's live state."""
-        queue = self._queue
+        """A frozen snapshot of the pool's live state and its calls' figures."""
+        with self._lock:
+            per_worker = tuple(stats.snapshot() for stats in self._worker_stats)
+        if self._on_demand:
+            calls = self._stats.snapshot(in_flight=len(self._on_demand_live))
+        else:
+            calls = self._stats.snapshot(in_flight=sum(w.in_flight for w in per_worker))
         return PoolStatistics(
+            **dataclasses.asdict(calls),
             workers=len(self._workers),
             on_demand_active=len(self._on_demand_live),
-            in_flight=sum(self._active),
-            held=queue.statistics().held if queue is not None else 0,
+            held=calls.queued,
             dispatched=self._balancer.dispatched,
             replaced=self._replaced,
             stopped=self._stopped,
+            per_worker=per_worker,
         )
 
     def __repr__(self) -> str:
@@ -369,7 +388,7 @@ class PoolHandle(ResolvedOptions):
         return (
             f"<{type(self).__name__} {self._name} mode={self.mode} {size} "
             f"balancer={self._balancer.algorithm} in_flight={stats.in_flight} "
-            f"held={stats.held} {state}>"
+            f"held={stats.held} completed={stats.completed} failed={stats.failed} {state}>"
         )
 
     # -- lifecycle -------------------------------------------------------------
@@ -419,15 +438,16 @@ class PoolHandle(ResolvedOptions):
             return
         wait = self._options.stop_timeout if timeout is None else timeout
         for drained in self._begin_stop(graceful):
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drained.as_asyncio_future()), wait)
+            await wait_quietly(drained, wait)  # on any loop (asyncio, uvloop, trio)
         members = self._close_members(graceful)
-        closing = [asyncio.shield(w.closed.as_asyncio_future()) for w in members]
-        if closing:
-            _, pending = await asyncio.wait(closing, timeout=wait)
-            if pending:
-                for worker in members:
-                    worker.force_close()
+        # The workers close side by side: one deadline for all of them.
+        deadline = None if wait is None else time.monotonic() + wait
+        for worker in members:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not await wait_quietly(worker.closed, left):
+                for member in members:
+                    member.force_close()
+                return
 
     def __enter__(self) -> Any:
         return self
@@ -472,7 +492,7 @@ def start_pool(
     pool_cls: type[PoolHandle] = getattr(cls, "_aioconc_pool_class", PoolHandle)
     pool = pool_cls(cls, args, kwargs, options, methods, backend or get_backend(options.mode))
     ready = pool.ready
-    if not ready.done() and running_loop() is None:
+    if not ready.done() and not in_async_code():  # in async code: never block its loop
         bounded = pool._backend.capabilities.bounds_start  # fails ``ready`` itself
         timeout = None if bounded else options.extra.get("start_timeout")
         try:

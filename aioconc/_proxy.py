@@ -16,12 +16,14 @@ import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._anyloop import wait_quietly
 from ._call import Call
 from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
 from ._future import Future
 from ._options import parse_priority
 from ._runtime import running_loop
+from ._stats import CallStatistics, CallStats
 from ._unwrap import defer, needs_unwrap
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class BoundMethod:
         if handle._stopped:
             raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
         fut: Future[Any] = Future(priority=self._priority, worker=handle._name)
+        handle._stats.submit(fut)
         call = Call(self._name, args, kwargs, fut, self._timeout)
         dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
         if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
@@ -148,6 +151,8 @@ class WorkerHandle(ResolvedOptions):
         # A backend that resolves argument futures itself (ray) gets them as they are.
         self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
         self._init_kwargs: dict[str, Any] = {}
+        self._stats = CallStats()
+        self._attempts: CallStats | None = None  # the chain's attempts, when it has one
         # Called with ``graceful`` when the handle stops (the submission queue's
         # hook: it cancels held-back calls, or returns a future that finishes
         # once they have all been handed to the backend).
@@ -238,12 +243,9 @@ class WorkerHandle(ResolvedOptions):
         worker = self._worker
         wait = self._options.stop_timeout if timeout is None else timeout
         for drained in self._run_stop_hooks(graceful):
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(drained.as_asyncio_future()), wait)
+            await wait_quietly(drained, wait)  # on any loop (asyncio, uvloop, trio)
         worker.begin_close(graceful)
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.closed.as_asyncio_future()), wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        if not await wait_quietly(worker.closed, wait):
             worker.force_close()
 
     def _run_stop_hooks(self, graceful: bool) -> list[Future[None]]:
@@ -285,9 +287,22 @@ class WorkerHandle(ResolvedOptions):
         yield from self._worker.ready.__await__()
         return self
 
+    def statistics(self) -> CallStatistics:
+        """A frozen snapshot of this worker's calls: counts by outcome, latencies."""
+        attempts = self._attempts
+        if attempts is not None:  # calls the chain has not handed on are queued
+            return self._stats.snapshot(in_flight=attempts.unfinished)
+        # A backend that holds capped calls itself (process mode) says how many.
+        return self._stats.snapshot(queued=int(getattr(self._worker, "held_calls", 0)))
+
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else ("ready" if self.ready.done() else "starting")
-        return f"<{type(self).__name__} {self._name} mode={self.mode} {state}>"
+        st = self.statistics()
+        return (
+            f"<{type(self).__name__} {self._name} mode={self.mode} {state} "
+            f"in_flight={st.in_flight} queued={st.queued} completed={st.completed} "
+            f"failed={st.failed}>"
+        )
 
 
 def _timed_dispatch(handle: Any) -> Callable[[Call], None]:

@@ -23,9 +23,11 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import contextvars
 import functools
 import os
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
@@ -39,6 +41,7 @@ __all__ = [
     "inbox_for",
     "on_engine_thread",
     "run_on",
+    "task_in_context",
 ]
 
 T = TypeVar("T")
@@ -55,12 +58,22 @@ def force_sync() -> bool:
 
 
 class Inbox:
-    """A thread-safe queue of callbacks run on one loop, woken once per burst."""
+    """A thread-safe queue of callbacks run on one loop, woken once per burst.
 
-    __slots__ = ("__weakref__", "_items", "_loop", "_scheduled")
+    ``loop`` is an asyncio loop, woken with ``call_soon_threadsafe``; another
+    kind of loop (trio's, through anyio) passes its own thread-safe ``schedule``.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    __slots__ = ("__weakref__", "_items", "_loop", "_schedule", "_scheduled")
+
+    def __init__(
+        self,
+        loop: Any,
+        schedule: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
         self._loop = loop
+        # None: the loop's own call_soon_threadsafe, looked up when it is needed.
+        self._schedule = schedule
         self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
             collections.deque()
         )
@@ -78,8 +91,12 @@ class Inbox:
         if not self._scheduled:
             self._scheduled = True
             try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # loop closed
+                schedule = self._schedule
+                if schedule is None:
+                    self._loop.call_soon_threadsafe(self._drain)
+                else:
+                    schedule(self._drain)
+            except RuntimeError:  # loop closed (anyio's RunFinishedError is one too)
                 self._items.clear()
 
     def _drain(self) -> None:
@@ -94,14 +111,24 @@ _inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.
 _inbox_lock = threading.Lock()
 
 
+# The inbox looked up last: nearly every look-up is for the same loop, and a
+# WeakKeyDictionary look-up is a Python call on every completion.
+_last_inbox: Inbox | None = None
+
+
 def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
     """Return the one :class:`Inbox` of ``loop``, creating it on first use."""
+    global _last_inbox
+    last = _last_inbox
+    if last is not None and last._loop is loop:
+        return last
     inbox = _inboxes.get(loop)
     if inbox is None:
         with _inbox_lock:
             inbox = _inboxes.get(loop)
             if inbox is None:
                 inbox = _inboxes[loop] = Inbox(loop)
+    _last_inbox = inbox
     return inbox
 
 
@@ -230,9 +257,21 @@ def home_loop() -> asyncio.AbstractEventLoop:
         return background_loop()
 
 
-def running_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop running in this thread, or None (cheap: no exception on the miss)."""
-    return asyncio._get_running_loop()
+def task_in_context(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T],
+    context: contextvars.Context,
+) -> asyncio.Task[T]:
+    """``loop.create_task(coro)`` running in ``context`` (a call's copy of its caller's)."""
+    if sys.version_info >= (3, 11):
+        return loop.create_task(coro, context=context)
+    # 3.10: a task copies the context current when it is made.
+    return context.run(loop.create_task, coro)  # pragma: no cover - 3.10 only
+
+
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
+"""The loop running in this thread, or None (cheap: no exception on the miss, and,
+asyncio's own C function, no Python frame on every call's path)."""
 
 
 def run_on(

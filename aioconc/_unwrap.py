@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._future import Future, wrap_future
+from ._future import Future
+from ._wrap import wrap_future
 
 if TYPE_CHECKING:
     from ._call import Call

@@ -17,15 +17,20 @@ import collections
 import concurrent.futures
 import inspect
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from ._anyloop import current_inbox
 from ._enums import PollingAlgorithm, ReturnWhen
-from ._future import CancelledError, Future, SyncFuture, wrap_future
-from ._runtime import inbox_for, running_loop
+from ._future import CancelledError, Future, SyncFuture
+from ._runtime import running_loop
+from ._wrap import wrap_future
 
 if TYPE_CHECKING:
     from .progress import ProgressOption, _ProgressSink
@@ -256,39 +261,39 @@ def _completions(futures: list[Future[Any]], timeout: float | None) -> Iterator[
 
 
 class _LoopInbox:
-    """Leaf indices delivered to one event loop; ``get()`` awaits the next.
+    """Leaf indices delivered to the running loop (asyncio's, or trio's through
+    anyio); ``get()`` awaits the next.
 
-    ``get`` raises ``TimeoutError`` once the loop's clock passes ``deadline``.
+    ``get`` raises ``TimeoutError`` once ``anyio.current_time()`` passes ``deadline``.
     """
 
-    __slots__ = ("items", "loop", "waiter")
+    __slots__ = ("event", "inbox", "items", "thread")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        self.inbox = current_inbox()
+        self.thread = threading.get_ident()
         self.items: collections.deque[int] = collections.deque()
-        self.waiter: asyncio.Future[None] | None = None
+        self.event: anyio.Event | None = None
 
     def __call__(self, index: int, _future: Future[Any]) -> None:
-        if running_loop() is self.loop:
+        if threading.get_ident() == self.thread:
             self._push(index)
         else:
-            inbox_for(self.loop).post(self._push, index)  # one wake-up per burst
+            self.inbox.post(self._push, index)  # one wake-up per burst
 
     def _push(self, index: int) -> None:
         self.items.append(index)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        if self.event is not None:
+            self.event.set()
 
     async def get(self, deadline: float | None, timeout: float | None) -> int:
         while not self.items:
-            remaining = None if deadline is None else deadline - self.loop.time()
+            remaining = None if deadline is None else deadline - anyio.current_time()
             if remaining is not None and remaining <= 0:
                 raise _timed_out(timeout)
-            self.waiter = self.loop.create_future()
-            if remaining is None:
-                await self.waiter
-            else:
-                await asyncio.wait((self.waiter,), timeout=remaining)
+            self.event = anyio.Event()
+            with anyio.move_on_after(remaining):
+                await self.event.wait()
         return self.items.popleft()
 
 
@@ -299,13 +304,12 @@ def _drive(run: _Run, timeout: float | None) -> None:
 
 
 async def _adrive(run: _Run, timeout: float | None) -> None:
-    loop = asyncio.get_running_loop()
-    inbox = _LoopInbox(loop)
+    inbox = _LoopInbox()
     for index, future in enumerate(run.futures):
         callback = partial(inbox, index)
         callback.threadsafe = True  # type: ignore[attr-defined]  # it hops to the loop itself
         future.add_done_callback(callback)
-    deadline = None if timeout is None else loop.time() + timeout
+    deadline = None if timeout is None else anyio.current_time() + timeout
     for _ in run.futures:
         if run.step(await inbox.get(deadline, timeout)):
             return
@@ -446,7 +450,7 @@ async def async_gather(
     with _Run(batch, stop, progress, "Gathering") as run:
         try:
             await _adrive(run, timeout)
-        except (TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError, anyio.get_cancelled_exc_class()):
             for future in batch.futures:
                 future.cancel()
             raise

@@ -18,12 +18,13 @@ import warnings
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar, overload
 
+from ._anyloop import in_async_code
 from ._backends import OPTION_NAMES, get_backend
 from ._backends._base import WorkerSpec, is_constructing
 from ._chain import attempt_handler, build_chain
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
-from ._runtime import running_loop
+from ._stats import CallStats
 from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
@@ -38,7 +39,9 @@ _AUTO_INIT = "__aioconc_auto_init__"
 
 # Names a worker class may not define: they are the class's own entry points
 # (``options``, ``init``) or attributes of the handle that would hide the method.
-RESERVED = frozenset({"options", "init", "astop", "blocking", "max_queued_tasks", "unwrap_futures"})
+RESERVED = frozenset(
+    {"options", "init", "astop", "blocking", "max_queued_tasks", "unwrap_futures", "statistics"}
+)
 
 OPTION_KEYWORDS = frozenset(
     {f.name for f in dataclasses.fields(Options)}
@@ -125,17 +128,20 @@ def start_worker(
     except BaseException:  # invalid retry options: leave no worker running
         backend_worker.force_close()
         raise
-    chain = build_chain(stages, attempt_handler(backend_worker))
+    attempts = CallStats()
+    chain = build_chain(stages, attempt_handler(backend_worker, attempts))
     # A worker class may bring its own handle type (TaskWorker: submit/map).
     handle_cls: type[WorkerHandle] = getattr(cls, "_aioconc_handle_class", WorkerHandle)
     handle = handle_cls(cls, name, options, backend_worker, chain)
     handle._init_kwargs = kwargs
+    if chain is not None:
+        handle._attempts = attempts
     for stage in stages:  # the submission queue: told its loop, stopped with the handle
         if isinstance(stage, SubmissionQueue) and handle._chain_loop is not None:
             stage.bind_loop(handle._chain_loop)
             handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready
-    if not ready.done() and running_loop() is None:
+    if not ready.done() and not in_async_code():  # in async code: never block its loop
         # A backend that bounds its start fails ``ready`` with its own, better error.
         bounded = backend.capabilities.bounds_start
         timeout = None if bounded else options.extra.get("start_timeout")

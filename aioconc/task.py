@@ -14,7 +14,6 @@ iterator maps in bounded memory.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import inspect
@@ -22,6 +21,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
+from ._anyloop import wait_quietly
 from ._call import Call
 from ._enums import ExecutionMode
 from ._exceptions import WorkerStoppedError
@@ -89,6 +89,17 @@ class TaskWorker(Worker):
         """Await ``fn(*args, **kwargs)``: ``async def`` functions, concurrent in asyncio mode."""
         return await self.submit(fn, *args, **kwargs)
 
+    # The bound function is not sent with each call: it crossed once, at init.
+    # That also lets a json/msgpack worker run it (a function is no JSON).
+
+    def call_bound(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function bound with ``init(fn=...)``."""
+        return self.submit(self._bound_fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def acall_bound(self, *args: Any, **kwargs: Any) -> Any:
+        """Await the ``async def`` function bound with ``init(fn=...)``."""
+        return await self.submit(self._bound_fn, *args, **kwargs)  # type: ignore[arg-type]
+
 
 # ---------------------------------------------------------------------------
 # The handle side: submit, __call__, map
@@ -105,9 +116,13 @@ def _send(
     """Submit ``fn(*args, **kwargs)`` through ``handle`` and return the future."""
     if handle._stopped:
         raise WorkerStoppedError(f"worker {handle._name} is stopped; start a new one")
-    method = "asubmit" if inspect.iscoroutinefunction(fn) else "submit"
+    is_async = inspect.iscoroutinefunction(fn)
     fut: Future[Any] = Future(priority=priority, worker=handle._name)
-    call = Call(method, (fn, *args), kwargs, fut, None)
+    handle._stats.submit(fut)
+    if fn is handle._init_kwargs.get("fn"):
+        call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)
+    else:
+        call = Call("asubmit" if is_async else "submit", (fn, *args), kwargs, fut, None)
     if handle._unwrap and needs_unwrap(call.args, kwargs):
         defer(call, handle._dispatch)
     else:
@@ -285,10 +300,9 @@ class MapIterator(Generic[R]):
             raise StopAsyncIteration
         fut = self._pending[0]
         try:
-            value = await asyncio.wait_for(asyncio.shield(fut.as_asyncio_future()), self._timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            self._fail()
-            raise TimeoutError(f"map result not ready within {self._timeout} s") from None
+            if not await wait_quietly(fut, self._timeout):  # on any loop, trio's too
+                raise TimeoutError(f"map result not ready within {self._timeout} s")
+            value = fut._outcome()
         except BaseException:
             self._fail()
             raise

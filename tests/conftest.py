@@ -1,4 +1,6 @@
-"""Shared fixtures: every mode through ``worker_mode``; async tests on asyncio and uvloop."""
+"""Shared fixtures: every mode through ``worker_mode``; async tests on asyncio, uvloop
+and trio (through anyio's plugin); ``@pytest.mark.asyncio_only`` keeps a test that
+uses asyncio's own API off trio."""
 
 from __future__ import annotations
 
@@ -16,10 +18,21 @@ pytest_plugins = ["aioconc.testing.plugin"]
     params=[
         pytest.param(("asyncio", {}), id="asyncio"),
         pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param(("trio", {}), id="trio"),
     ]
 )
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _asyncio_only(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("asyncio_only") is None:
+        return
+    callspec = getattr(request.node, "callspec", None)
+    backend = callspec.params.get("anyio_backend") if callspec is not None else None
+    if backend is not None and (backend[0] if isinstance(backend, tuple) else backend) == "trio":
+        pytest.skip("uses asyncio's own API")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aioconc import Future, Worker, worker
+from aioconc import Future, Worker, async_gather, worker
 from aioconc._proxy import WorkerHandle
 
 from ._workers import Counter
@@ -164,7 +164,7 @@ async def test_calls_can_be_awaited(handle: WorkerHandle) -> None:
     assert await handle.ainc() == 2
     with pytest.raises(ValueError):
         await handle.fail()
-    results = await asyncio.gather(*(handle.inc() for _ in range(50)))
+    results = await async_gather([handle.inc() for _ in range(50)])  # any loop, trio's too
     assert results == list(range(3, 53))
 
 

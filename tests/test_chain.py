@@ -82,6 +82,7 @@ def test_exception_from_the_chain_fails_the_call() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_cancel_a_call_inside_the_chain() -> None:
     entered = asyncio.Event()
 

@@ -78,10 +78,13 @@ class FakeClockLoop(asyncio.SelectorEventLoop):
 
 def run_virtual(main: Callable[[FakeClockLoop], Awaitable[T]]) -> T:
     """Run ``main(loop)`` on a fresh ``FakeClockLoop`` and return its result."""
-    with asyncio.Runner(loop_factory=FakeClockLoop) as runner:
-        loop = runner.get_loop()
-        assert isinstance(loop, FakeClockLoop)
-        return runner.run(main(loop))  # type: ignore[arg-type]
+    # By hand rather than asyncio.Runner(loop_factory=...), which is 3.11+.
+    loop = FakeClockLoop()
+    try:
+        return loop.run_until_complete(main(loop))  # type: ignore[arg-type]
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 # -- one state at a time ---------------------------------------------------------------

@@ -258,6 +258,7 @@ async def test_async_acquire_and_async_with() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_async_waiter_woken_by_a_release_in_another_thread() -> None:
     ls = LimitSet([ResourceLimit(key="c", capacity=1)])
     held = await ls.async_acquire()
@@ -270,6 +271,7 @@ async def test_async_waiter_woken_by_a_release_in_another_thread() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_cancelled_waiter_takes_nothing() -> None:
     ls = LimitSet([ResourceLimit(key="c", capacity=1)])
     held = await ls.async_acquire()

@@ -255,6 +255,7 @@ def test_a_killed_process_worker_is_replaced() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_pool_in_async_code() -> None:
     p = Member.options(mode="thread", max_workers=2).init()
     async with p:

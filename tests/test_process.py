@@ -22,7 +22,7 @@ import psutil
 import pydantic
 import pytest
 
-from aioconc import SerializationError, Worker, WorkerCrashedError, worker
+from aioconc import SerializationError, Worker, WorkerCrashedError, async_gather, worker
 from aioconc._backends._launch import ForkServer
 from aioconc._call import Call
 from aioconc._proxy import WorkerHandle
@@ -396,7 +396,7 @@ def test_child_exits_when_its_parent_dies() -> None:
 async def test_async_lifecycle_and_awaiting() -> None:
     async with Proc.options(mode="process").init(1) as handle:
         assert await handle.inc() == 2
-        assert await asyncio.gather(handle.inc(), handle.ainc()) == [3, 4]
+        assert await async_gather([handle.inc(), handle.ainc()]) == [3, 4]  # any loop
 
 
 def test_on_timeout_kill_ends_the_worker(gate: Any) -> None:

@@ -195,6 +195,7 @@ def test_no_queue_in_sync_asyncio_or_blocking_mode(options: dict[str, Any]) -> N
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_asyncio_mode_ignores_the_cap() -> None:
     event = asyncio.Event()
     w = Log.options(mode="asyncio", max_queued_tasks=1).init()
@@ -207,6 +208,7 @@ async def test_asyncio_mode_ignores_the_cap() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_queue_stage_alone_over_a_fake_backend() -> None:
     release = asyncio.Event()
     started: list[int] = []
@@ -234,6 +236,7 @@ def test_queue_rejects_a_zero_cap() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_graceful_hook_with_nothing_held_finishes_a_turn_later() -> None:
     queue = SubmissionQueue(1)
     assert queue.on_stop(True) is None  # no loop yet: nothing can be held

@@ -336,6 +336,7 @@ def test_async_methods_of_one_actor_run_concurrently(remote: Any) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_calls_are_awaited_in_a_running_loop(remote: Any) -> None:
     assert await remote.take("x") == "x"
     assert await asyncio.gather(*(remote.take(i) for i in range(20))) == list(range(20))

@@ -98,6 +98,7 @@ def test_stop_timeout_comes_from_config() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_temp_config_is_local_to_its_task() -> None:
     inside = asyncio.Event()
     checked = asyncio.Event()

@@ -101,7 +101,7 @@ class Slots(Worker):
     async def give_up_waiting(self) -> str:
         try:
             await asyncio.wait_for(self.limits.async_acquire(), 0.05)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # what wait_for raises; the builtin only from 3.11
             return "gave up"
         return "acquired"
 

@@ -125,6 +125,7 @@ def test_standard_library_futures_are_unwrapped_too() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.asyncio_only
 async def test_asyncio_futures_are_unwrapped_without_blocking_the_loop() -> None:
     loop = asyncio.get_running_loop()
     af: asyncio.Future[int] = loop.create_future()

@@ -23,6 +23,20 @@ class Limited(Worker):
             entered.set()
             return bool(gate.wait(30))
 
+    async def async_forms(self) -> list[float]:
+        """The slot's availability inside each async form of acquiring it."""
+        seen = []
+        async with self.limits.async_acquire(requested={"slot": 1}) as acq:  # type: ignore[attr-defined]
+            assert acq.successful
+            seen.append(self.limits.get_stats()["slot"]["available"])  # type: ignore[attr-defined]
+        async with await self.limits.async_acquire(requested={"slot": 1}):  # type: ignore[attr-defined]
+            seen.append(self.limits.get_stats()["slot"]["available"])  # type: ignore[attr-defined]
+        acq = await self.limits.async_acquire(requested={"slot": 1})  # type: ignore[attr-defined]
+        seen.append(self.limits.get_stats()["slot"]["available"])  # type: ignore[attr-defined]
+        acq.release()
+        seen.append(self.limits.get_stats()["slot"]["available"])  # type: ignore[attr-defined]
+        return seen
+
     def try_slot(self) -> bool:
         acq = self.limits.try_acquire(requested={"slot": 1})  # type: ignore[attr-defined]
         ok = bool(acq.successful)
@@ -40,6 +54,14 @@ def test_a_list_of_limits_gives_a_single_worker_private_limits(worker_mode: str)
     limits = [RateLimit(key="tokens", window=60, capacity=100)]
     with Limited.options(mode=worker_mode, limits=limits).init() as handle:
         assert handle.keys().result(60) == ["tokens"]
+
+
+def test_async_acquire_is_an_async_context_manager_in_every_mode(worker_mode: str) -> None:
+    # One keyword (async with limits.async_acquire()) or two (async with await
+    # ...), or a plain await: each takes the slot and gives it back.
+    limits = [ResourceLimit(key="slot", capacity=1)]
+    with Limited.options(mode=worker_mode, limits=limits).init() as handle:
+        assert handle.async_forms().result(60) == [0, 0, 0, 1]
 
 
 def test_a_pool_shares_one_set_of_limits(gate: threading.Event) -> None:

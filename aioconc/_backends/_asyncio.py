@@ -27,11 +27,14 @@ from .._call import Call
 from .._future import Future
 from .._runtime import home_loop, inbox_for, running_loop
 from ._base import Capabilities, ClassBackend, WorkerSpec, construct
+from ._eager import EagerStarter
 from ._thread import SerialThread
 
 __all__ = ["backend"]
 
 log = logging.getLogger("aioconc")
+
+_get_running_loop = asyncio._get_running_loop  # running_loop() without a Python frame
 
 
 # ---------------------------------------------------------------------------
@@ -56,6 +59,7 @@ class AsyncioWorker:
         # leaves a *done* future here, which closing skips.
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
         self._methods: dict[str, tuple[Any, bool]] = {}
+        self._eager = EagerStarter(self._loop, self._ended)
         self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None
         self._closing = False
@@ -89,7 +93,16 @@ class AsyncioWorker:
     # -- calls ---------------------------------------------------------------
 
     def dispatch(self, call: Call) -> None:
-        if running_loop() is self._loop:
+        if _get_running_loop() is self._loop:
+            # _run's hot path, inlined: an async def method of a ready worker.
+            entry = self._methods.get(call.method)
+            if entry is not None and entry[1] and self._open:
+                fut = call.future
+                if fut._start():
+                    task = self._eager.start(entry[0](*call.args, **call.kwargs), fut, call.context)
+                    if task is not None:
+                        self._tasks[fut] = task
+                return
             self._run(call)
             return
         try:
@@ -110,11 +123,11 @@ class AsyncioWorker:
         fut = call.future
         if not fut._start():
             return
-        # The method's coroutine is made inside the task: a task cancelled
-        # before its first step then leaves no coroutine un-awaited.
-        task = self._loop.create_task(self._await(method, call, fut))
-        self._tasks[fut] = task
-        fut._bind_task(task)
+        # The first step runs now (see _eager.py): a method that does not
+        # suspend is done before dispatch returns, with no task switch.
+        task = self._eager.start(method(*call.args, **call.kwargs), fut, call.context)
+        if task is not None:
+            self._tasks[fut] = task
 
     def _run_first(self, call: Call) -> None:
         fut = call.future
@@ -132,19 +145,10 @@ class AsyncioWorker:
         self._methods[call.method] = (method, inspect.iscoroutinefunction(method))
         self._run(call)
 
-    async def _await(self, method: Any, call: Call, fut: Future[Any]) -> None:
-        try:
-            result = await method(*call.args, **call.kwargs)
-        except asyncio.CancelledError:
-            fut._set_cancelled()
-        except BaseException as exc:
-            fut._set_exception(exc)
-        else:
-            fut._set_result(result)
-        finally:
-            del self._tasks[fut]
-            if self._closing:
-                self._maybe_closed()
+    def _ended(self, fut: Future[Any]) -> None:
+        del self._tasks[fut]
+        if self._closing:
+            self._maybe_closed()
 
     def _busy(self) -> bool:
         return any(not fut.done() for fut in self._tasks)
@@ -186,6 +190,7 @@ class AsyncioWorker:
             return
         if self._sync is not None and not self._sync.closed.done():
             return
+        self._eager.retire()
         cleanup = self._run_stop_hook()
         if cleanup is not None:
             cleanup.add_done_callback(lambda _: self.closed._set_result(None))
@@ -216,6 +221,8 @@ class AsyncioWorker:
                 self._on_loop(task.cancel)
         if self._sync is not None:
             self._sync.force_close()
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._on_loop(self._eager.retire)
         if running_loop() is self._loop:
             self._run_stop_hook()
         elif not self._loop.is_closed():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -190,9 +191,11 @@ def run_coroutine_here(coro: Any) -> Any:
 def _run_on_helper_thread(coro: Any) -> Any:
     outcome: list[Any] = []
 
+    context = contextvars.copy_context()  # the call's: asyncio.run's task copies it
+
     def run() -> None:
         try:
-            outcome.append((True, asyncio.run(coro)))
+            outcome.append((True, context.run(asyncio.run, coro)))
         except BaseException as exc:
             outcome.append((False, exc))
 

@@ -109,6 +109,10 @@ class _Child(Channel):
         self.instance: Any = None
         self.methods: dict[str, Any] = {}
         self.loop: Any = None
+        # serializer="json"/"msgpack": calls and outcomes in that format (_codec.py).
+        self.codec: Any = None
+        self.callee: Any = None  # decodes calls for the instance (_codec.Callee)
+        self.current = ""  # the method of the call being run
 
     # -- input -------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class _Child(Channel):
         self.aborting = False
         self.closing = True
         for ident, _ in self.queue:
-            self.writer.add(ident, (SKIPPED,))
+            self.put(ident, (SKIPPED,))
         self.queue.clear()
 
     # -- start-up ------------------------------------------------------------
@@ -148,8 +152,12 @@ class _Child(Channel):
     def init(self, body: bytes) -> None:
         self.init_body = None
         try:
-            path, cwd, authkey, spec = pickle.loads(body)
+            path, cwd, authkey, spec, serializer = pickle.loads(body)
             sys.path[:] = path
+            if serializer != "cloudpickle":
+                from ._codec import codec_for
+
+                self.codec = codec_for(serializer)
             if cwd and os.path.isdir(cwd):
                 os.chdir(cwd)
             if authkey:  # multiprocessing.Manager proxies among the arguments work
@@ -193,27 +201,41 @@ class _Child(Channel):
             ident, blob = queue.popleft()
             if ident in self.cancelled:
                 self.cancelled.discard(ident)
-                writer.add(ident, (SKIPPED,))
+                self.put(ident, (SKIPPED,))
                 continue
             if not len(writer):
                 first = time.monotonic()
             outcome = self.run(blob)
-            error = writer.add(ident, outcome)
-            if error is not None:
-                writer.add(ident, self.unpicklable(outcome, blob, error))
+            if self.codec is None:
+                error = writer.add(ident, outcome)
+                if error is not None:
+                    writer.add(ident, self.unpicklable(outcome, blob, error))
+            else:
+                writer.add_raw(ident, self.codec.encode_outcome(outcome, self.current))
             if len(writer) >= _FLUSH_COUNT or time.monotonic() - first > _FLUSH_DELAY:
                 self.flush()
             if queue:
                 self.read(block=False)  # picks up an ABORT while a queue is waiting
         self.flush()
 
+    def put(self, ident: int, outcome: tuple[Any, ...]) -> None:
+        """Add an outcome that always encodes (SKIPPED) to the results."""
+        if self.codec is None:
+            self.writer.add(ident, outcome)
+        else:
+            self.writer.add_raw(ident, self.codec.dumps(list(outcome)))
+
     def run(self, blob: memoryview) -> tuple[Any, ...]:
         try:
-            name, args, kwargs = pickle.loads(blob)
+            if self.codec is None:
+                name, args, kwargs = pickle.loads(blob)
+            else:
+                name, args, kwargs = self.decode(blob)
         except BaseException as exc:
+            how = "unpickled" if self.codec is None else f"decoded ({self.codec.name})"
             return (
                 UNSERIALIZABLE,
-                f"the call's arguments could not be unpickled in the worker process: {exc!r}",
+                f"the call's arguments could not be {how} in the worker process: {exc!r}",
                 traceback.format_exc(),
             )
         try:
@@ -226,6 +248,18 @@ class _Child(Channel):
         except BaseException as exc:
             return self.failure(exc, name)
         return (OK, result)
+
+    def decode(self, blob: memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """A call sent as JSON/msgpack, model-annotated arguments validated back."""
+        callee = self.callee
+        if callee is None:
+            from ._codec import Callee
+
+            bound = getattr(self.instance, "_bound_fn", None)
+            callee = self.callee = Callee(self.codec, self.instance, bound)
+        name, args, kwargs = self.codec.loads(blob)
+        self.current = name
+        return (name, *callee.arguments(name, args, kwargs))
 
     def failure(self, exc: BaseException, name: str) -> tuple[Any, ...]:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

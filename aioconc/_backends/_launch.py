@@ -26,7 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._runtime import background_loop, inbox_for
 from . import _child
@@ -36,9 +36,24 @@ from ._wire import EXITED, PID, SERVER_MSG
 if TYPE_CHECKING:
     import asyncio
 
-    from ._process import ProcessWorker
+__all__ = ["ForkServer", "Launched", "Spawner", "authkey", "exit_description", "launcher_for"]
 
-__all__ = ["ForkServer", "Spawner", "authkey", "exit_description", "launcher_for"]
+
+class Launched(Protocol):
+    """What a launcher needs of the worker whose child it starts.
+
+    A protocol rather than ``Launched`` itself, so this module does not
+    import ``_process`` (which imports it).
+    """
+
+    pid: int | None
+    _exitcode: int | None
+    _exited: threading.Event
+
+    def _on_pid(self, pid: int) -> None: ...
+
+    def _on_exit(self, code: int | None) -> None: ...
+
 
 _CHILD_PATH = os.path.abspath(_child.__file__)
 
@@ -91,14 +106,14 @@ class Spawner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._pidfd: int | None = None
 
-    def launch(self, child: socket.socket, worker: ProcessWorker) -> None:
+    def launch(self, child: socket.socket, worker: Launched) -> None:
         fd = child.fileno()
         self._proc = subprocess.Popen(
             _command("child", fd), pass_fds=(fd,), stdin=subprocess.DEVNULL
         )
         worker.pid = self._proc.pid
 
-    def watch(self, worker: ProcessWorker, loop: asyncio.AbstractEventLoop) -> None:
+    def watch(self, worker: Launched, loop: asyncio.AbstractEventLoop) -> None:
         proc = self._proc
         assert proc is not None
         try:
@@ -112,7 +127,7 @@ class Spawner:
             return
         loop.add_reader(self._pidfd, self._exited, worker, loop)
 
-    def _exited(self, worker: ProcessWorker, loop: asyncio.AbstractEventLoop) -> None:
+    def _exited(self, worker: Launched, loop: asyncio.AbstractEventLoop) -> None:
         self._close_pidfd(loop)
         assert self._proc is not None
         worker._on_exit(self._proc.wait())
@@ -123,13 +138,13 @@ class Spawner:
             os.close(self._pidfd)
             self._pidfd = None
 
-    def signal(self, worker: ProcessWorker, kill: bool) -> None:
+    def signal(self, worker: Launched, kill: bool) -> None:
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill() if kill else proc.terminate()
 
-    def release(self, worker: ProcessWorker) -> None:
+    def release(self, worker: Launched) -> None:
         if self._pidfd is not None:
             self._close_pidfd(background_loop())
         proc = self._proc
@@ -182,8 +197,8 @@ class ForkServer:
         self._lost = False
         self._send_lock = threading.Lock()
         self._tokens = itertools.count(1)
-        self._by_token: dict[int, ProcessWorker] = {}
-        self._by_pid: dict[int, ProcessWorker] = {}
+        self._by_token: dict[int, Launched] = {}
+        self._by_pid: dict[int, Launched] = {}
         self._buf = bytearray()
         self._loop = background_loop()
         inbox_for(self._loop).post(self._loop.add_reader, ours.fileno(), self._on_readable)
@@ -194,23 +209,23 @@ class ForkServer:
         """The fork server's own process id."""
         return self._proc.pid
 
-    def launch(self, child: socket.socket, worker: ProcessWorker) -> None:
+    def launch(self, child: socket.socket, worker: Launched) -> None:
         token = next(self._tokens)
         self._by_token[token] = worker
         with self._send_lock:
             socket.send_fds(self._sock, [struct.pack("<Q", token)], [child.fileno()])
 
-    def watch(self, worker: ProcessWorker, loop: asyncio.AbstractEventLoop) -> None:
+    def watch(self, worker: Launched, loop: asyncio.AbstractEventLoop) -> None:
         pass  # exits are reported by the server
 
-    def signal(self, worker: ProcessWorker, kill: bool) -> None:
+    def signal(self, worker: Launched, kill: bool) -> None:
         pid = worker.pid
         if pid is None or pid not in self._by_pid:
             return  # not forked yet (_on_pid kills it) or already reaped
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
 
-    def release(self, worker: ProcessWorker) -> None:
+    def release(self, worker: Launched) -> None:
         pass  # the server reaps; its report has already reached the worker
 
     def _on_readable(self) -> None:

@@ -43,13 +43,14 @@ from typing import Any
 
 from .._call import Call
 from .._enums import ExecutionMode
-from .._exceptions import WorkerCrashedError, WorkerStoppedError
+from .._exceptions import SerializationError, WorkerCrashedError, WorkerStoppedError
 from .._future import Future
 from .._runtime import background_loop, inbox_for, running_loop
-from .._serialize import argument_error, dumps
+from .._serialize import CallCodec, argument_error, dumps
 from ..limits._export import exporting
 from . import OPTION_NAMES
 from ._base import Capabilities, WorkerSpec
+from ._codec import codec_for
 from ._launch import authkey, exit_description, launcher_for
 from ._process_limits import LimitServer
 from ._receive import Receiver
@@ -123,11 +124,11 @@ class ProcessWorker:
         self._exited = threading.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self.pid: int | None = None
-        if spec.options.serializer != "cloudpickle":
-            raise ValueError(
-                f"serializer={spec.options.serializer!r} is not supported in process mode yet; "
-                "use 'cloudpickle'"
-            )
+        # serializer="json"/"msgpack": calls and outcomes in that format; the
+        # method of each call sent is kept to validate its result back.
+        codec = codec_for(spec.options.serializer)
+        self._codec = None if codec is None else CallCodec(codec, spec.cls, spec.kwargs.get("fn"))
+        self._methods: dict[int, str] = {}
         # Shared limit sets stay here; the child gets clients that ask this server.
         self._limit_server = LimitServer(self._send_limit_reply, self._inbox.post)
         try:
@@ -136,7 +137,9 @@ class ProcessWorker:
         except Exception as exc:
             self._fail_start(argument_error(spec.cls, "__init__", spec.args, spec.kwargs, exc))
             return
-        body = pickle.dumps((list(sys.path), os.getcwd(), authkey(), blob))
+        body = pickle.dumps(
+            (list(sys.path), os.getcwd(), authkey(), blob, spec.options.serializer)
+        )
         self._sock, child = socket.socketpair()
         # A blocking socket, so that a thread waiting for its only call can block
         # in recv() itself (far cheaper to wake than poll); every other read and
@@ -163,6 +166,11 @@ class ProcessWorker:
         # None, as for thread workers: a chain runs on the caller's loop, so its
         # futures belong there.  The worker's own I/O is on the background loop.
         return None
+
+    @property
+    def held_calls(self) -> int:
+        """Calls held back by ``max_queued_tasks`` (not yet sent to the child)."""
+        return len(self._held)
 
     def __repr__(self) -> str:
         return f"<ProcessWorker {self._name} pid={self.pid} pending={len(self._pending)}>"
@@ -203,7 +211,7 @@ class ProcessWorker:
             for call in calls:
                 self._inbox.post(self._refuse, call.future)
             return failed
-        writer, pending, ids = self._writer, self._pending, self._ids
+        writer, pending, ids, codec = self._writer, self._pending, self._ids, self._codec
         idle = not pending
         if self._cap:
             calls = self._within_cap_locked(calls)
@@ -212,10 +220,18 @@ class ProcessWorker:
             if fut.done():
                 continue  # cancelled before it was sent: it never runs
             ident = next(ids)
-            error = writer.add(ident, (call.method, call.args, call.kwargs))
-            if error is not None:
-                failed.append((call, error))
-                continue
+            if codec is None:
+                error = writer.add(ident, (call.method, call.args, call.kwargs))
+                if error is not None:
+                    failed.append((call, error))
+                    continue
+            else:
+                try:
+                    writer.add_raw(ident, codec.encode_call(call.method, call.args, call.kwargs))
+                except SerializationError as exc:
+                    failed.append((call, exc))
+                    continue
+                self._methods[ident] = call.method
             pending[ident] = fut
             fut._inner = _SentCall(self, ident)
         if idle:
@@ -279,9 +295,9 @@ class ProcessWorker:
 
     def _fail_unpicklable(self, failed: list[tuple[Call, Exception]]) -> None:
         for call, error in failed:
-            call.future._set_exception(
-                argument_error(self._cls, call.method, call.args, call.kwargs, error)
-            )
+            if not isinstance(error, SerializationError):  # already names the argument
+                error = argument_error(self._cls, call.method, call.args, call.kwargs, error)
+            call.future._set_exception(error)
 
     def _send_locked(self, data: bytes) -> None:
         # Non-blocking: what the socket does not take now, the loop writes later.

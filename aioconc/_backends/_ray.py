@@ -40,10 +40,12 @@ from typing import Any
 from .._call import Call
 from .._exceptions import WorkerCrashedError, WorkerStartError
 from .._runtime import background_loop, inbox_for, on_engine_thread
+from .._serialize import CallCodec
 from ..limits._export import exporting
 from . import _ray_limits
 from ._base import WorkerSpec
-from ._ray_actor import ENTRY_PREFIX, hosted, run_function
+from ._codec import BOUND_CALLS, codec_for
+from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function
 from ._ray_calls import (
     RefCalls,
     in_callback,
@@ -179,6 +181,10 @@ class RayWorker(RefCalls):
             ) from exc
         self._entries = host.entries
         self._remotes: dict[str, Any] = {}  # method name -> its entry point's .remote
+        self._serializer = spec.options.serializer
+        codec = codec_for(self._serializer)
+        if codec is not None:
+            self._codec = CallCodec(codec, spec.cls, spec.kwargs.get("fn"), mode="ray")
         self._seq = itertools.count()
         self._ordered = host.ordered
         self._killed = False
@@ -197,6 +203,8 @@ class RayWorker(RefCalls):
             inbox_for(background_loop()).post(self._arm_start_timer)
 
     def _remote(self, call: Call) -> Any:
+        if self._codec is not None:
+            return self._remote_coded(call)
         remote = self._remotes.get(call.method)
         if remote is None:
             remote = self._remotes[call.method] = self._entry(call.method)
@@ -206,6 +214,18 @@ class RayWorker(RefCalls):
         try:
             return remote(seq, *call.args, **call.kwargs)
         except BaseException:  # the call never reaches the actor: do not make the next wait
+            self._actor.skip.remote(seq)
+            raise
+
+    def _remote_coded(self, call: Call) -> Any:
+        assert self._codec is not None
+        blob = self._codec.encode_call(call.method, call.args, call.kwargs)
+        if not self._ordered:
+            return self._actor.coded.remote(self._serializer, blob)
+        seq = next(self._seq)
+        try:
+            return self._actor.coded.remote(self._serializer, seq, blob)
+        except BaseException:
             self._actor.skip.remote(seq)
             raise
 
@@ -372,8 +392,8 @@ class RayTaskRunner(RefCalls):
     """Runs functions as Ray tasks with the worker's Ray options.
 
     ``dispatch(call)`` runs ``call.args[0](*call.args[1:], **call.kwargs)`` as one
-    Ray task (``call.method`` is ignored); ``async def`` functions are run to
-    completion in the task.  ``ready`` is finished at once.
+    Ray task (for ``call_bound``: the function bound at init, with ``call.args``);
+    ``async def`` functions are run to completion in the task.  ``ready`` is finished at once.
     """
 
     def __init__(self, spec: WorkerSpec) -> None:
@@ -381,16 +401,34 @@ class RayTaskRunner(RefCalls):
         super().__init__(self._ray, spec.name, spec.options.unwrap_futures)
         self._options = _ray_options(dict(spec.extra), for_task=True)
         self._remote_fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._bound = spec.kwargs.get("fn")
+        self._coded_remote: Any = None
+        self._serializer = spec.options.serializer
+        codec = codec_for(self._serializer)
+        if codec is not None:
+            self._codec = CallCodec(codec, spec.cls, self._bound, mode="ray")
         self.ready._set_result(None)
 
     def _remote(self, call: Call) -> Any:
-        fn, *args = call.args
+        if call.method in BOUND_CALLS:  # the function bound with init(fn=...)
+            fn, args = self._bound, list(call.args)
+        else:
+            fn, *args = call.args
         if not callable(fn):
             raise TypeError(f"the first argument must be a callable, not {type(fn).__name__}")
         try:
             remote = self._remote_fns.get(fn)
         except TypeError:  # not weak-referenceable (e.g. a builtin)
             remote = None
+        if self._codec is not None:
+            blob = self._codec.encode_call(call.method, tuple(args), call.kwargs)
+            coded = self._coded_remote
+            if coded is None:
+                coded = self._ray.remote(run_coded)
+                if self._options:
+                    coded = coded.options(**self._options)
+                self._coded_remote = coded
+            return coded.remote(self._serializer, fn, blob)
         if remote is None:
             remote = self._ray.remote(run_function)
             if self._options:

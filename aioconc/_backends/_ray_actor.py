@@ -30,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import traceback
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._base import construct
+from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
 
 __all__ = [
     "ENTRY_PREFIX",
@@ -45,11 +47,12 @@ __all__ = [
     "host_class",
     "hosted",
     "raised_cause",
+    "run_coded",
     "run_function",
 ]
 
 # Entry points are named ENTRY_PREFIX + the method's name: never one of the
-# host's own methods (call, ready, watch, close, skip) nor one of Ray's (_ray_*, __ray_*__).
+# host's own methods (call, coded, ready, watch, close, skip) nor one of Ray's (_ray_*, __ray_*__).
 ENTRY_PREFIX = "m_"
 
 
@@ -123,6 +126,30 @@ class _SyncHost:
             if inspect.isawaitable(result):
                 asyncio.run(_awaited(result))
 
+    # -- serializer="json"/"msgpack": calls and outcomes as bytes -------------
+
+    def _callee(self, serializer: str) -> Callee:
+        callee: Callee | None = self.__dict__.get("_coded")
+        if callee is None:
+            codec = codec_for(serializer)
+            assert codec is not None  # cloudpickle calls never come here
+            bound = getattr(self._instance, "_bound_fn", None)
+            callee = self._coded = Callee(codec, self._instance, bound)
+        return callee
+
+    def coded(self, serializer: str, blob: bytes, /) -> bytes:
+        """Run a call sent as JSON/msgpack; its outcome in the same format."""
+        callee = self._callee(serializer)
+        try:
+            method, args, kwargs = callee.decode_call(blob)
+        except Exception as exc:
+            return _undecodable(callee, exc)
+        try:
+            outcome: tuple[Any, ...] = (OK, self.call(method, *args, **kwargs))
+        except BaseException as exc:
+            outcome = _failure(exc)
+        return callee.codec.encode_outcome(outcome, method)
+
 
 class _AsyncHost(_SyncHost):
     """The actor of a class with ``async def`` methods: they run concurrently on its loop.
@@ -166,6 +193,19 @@ class _AsyncHost(_SyncHost):
             raise _Raised(exc) from None
         return result
 
+    async def coded(self, serializer: str, seq: int, blob: bytes, /) -> bytes:  # type: ignore[override]
+        callee = self._callee(serializer)
+        try:
+            method, args, kwargs = callee.decode_call(blob)
+        except Exception as exc:
+            self.skip(seq)  # the calls behind it must not wait for it
+            return _undecodable(callee, exc)
+        try:
+            outcome: tuple[Any, ...] = (OK, await self.call(method, seq, *args, **kwargs))
+        except BaseException as exc:
+            outcome = _failure(exc)
+        return callee.codec.encode_outcome(outcome, method)
+
     async def _turn(self, seq: int) -> None:
         waiters: dict[int, asyncio.Event] = self.__dict__.setdefault("_waiters", {})
         # Numbers start at 0 per worker: the first call to arrive waits for 0.
@@ -198,6 +238,19 @@ class _AsyncHost(_SyncHost):
 
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
+
+
+def _failure(exc: BaseException) -> tuple[Any, ...]:
+    exc = raised_cause(exc)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return (ERROR, exc, tb)
+
+
+def _undecodable(callee: Callee, exc: Exception) -> bytes:
+    message = (
+        f"the call's arguments could not be decoded ({callee.codec.name}) in the Ray actor: {exc!r}"
+    )
+    return callee.codec.dumps([UNSERIALIZABLE, message, traceback.format_exc()])
 
 
 def raised_cause(cause: Any) -> Any:
@@ -306,6 +359,22 @@ def _sync_watch(self: _SyncHost) -> None:
 # ---------------------------------------------------------------------------
 # Functions as Ray tasks (TaskWorker)
 # ---------------------------------------------------------------------------
+
+
+def run_coded(serializer: str, fn: Any, blob: bytes, /) -> bytes:
+    """Run ``fn`` in a Ray task with a call sent as JSON/msgpack; the outcome as bytes."""
+    codec = codec_for(serializer)
+    assert codec is not None
+    callee = Callee(codec, None, fn)
+    try:
+        method, args, kwargs = callee.decode_call(blob)
+    except Exception as exc:
+        return _undecodable(callee, exc)
+    try:
+        outcome: tuple[Any, ...] = (OK, run_function(fn, *args, **kwargs))
+    except BaseException as exc:
+        outcome = _failure(exc)
+    return codec.encode_outcome(outcome, method)
 
 
 def run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:

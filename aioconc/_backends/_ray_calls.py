@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import time
 import weakref
@@ -22,8 +23,10 @@ from .._call import Call
 from .._exceptions import SerializationError, WorkerCrashedError
 from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
+from .._serialize import CallCodec, with_remote_traceback
 from .._unwrap import defer, needs_unwrap
 from ._base import Capabilities
+from ._codec import ERROR, OK, UNSERIALIZABLE
 from ._ray_actor import raised_cause
 
 __all__ = [
@@ -95,9 +98,12 @@ def map_error(exc: BaseException, worker: str) -> BaseException:
         if isinstance(cause, rex.RayActorError):  # an upstream ref's actor died
             return map_error(cause, worker)
         if isinstance(cause, BaseException):
-            if hasattr(cause, "add_note"):
-                # str() of Ray's error is the remote traceback.
-                cause.add_note(f"Remote traceback (Ray, worker {worker}):\n{exc}")
+            # str() of Ray's error is the remote traceback.
+            note = f"Remote traceback (Ray, worker {worker}):\n{exc}"
+            if sys.version_info >= (3, 11):
+                cause.add_note(note)
+            else:  # no add_note yet: put the note where it would
+                cause.__notes__ = [*getattr(cause, "__notes__", ()), note]  # type: ignore[attr-defined]
             return cause
         return exc
     if isinstance(exc, rex.RayActorError):
@@ -119,6 +125,8 @@ def serialization_error(exc: Exception, what: str) -> BaseException:
     A pickling failure becomes :class:`SerializationError` (naming ``what``);
     anything else is ``exc`` itself.
     """
+    if isinstance(exc, SerializationError):  # already says what and why
+        return exc
     if isinstance(exc, (TypeError, AttributeError)) or "pickl" in str(exc).lower():
         err = SerializationError(f"{what} could not be serialised for ray mode: {exc}")
         err.__cause__ = exc
@@ -156,6 +164,9 @@ class RefCalls:
         self._name = name
         self._unwrap = unwrap
         self._pending: dict[Future[Any], Any] = {}
+        # serializer="json"/"msgpack": the subclass's _remote sends the call
+        # encoded, and each outcome comes back as bytes in that format.
+        self._codec: CallCodec | None = None
         self._closing = False
         self._dead: BaseException | None = None  # why every later call fails (actor died)
         self._drain_begun = False
@@ -211,10 +222,17 @@ class RefCalls:
         # _on_completed is what ref.future() uses inside Ray; should a Ray
         # release drop it, the public route still works.
         on_completed = getattr(ref, "_on_completed", None)
+        coded = self._codec is not None
         if on_completed is not None:
-            on_completed(functools.partial(self._complete, fut))
+            if coded:
+                on_completed(functools.partial(self._complete_coded, fut, call.method))
+            else:
+                on_completed(functools.partial(self._complete, fut))
         else:
-            ref.future().add_done_callback(functools.partial(self._complete_future, fut))
+            method = call.method if coded else None
+            ref.future().add_done_callback(
+                functools.partial(self._complete_future, fut, method=method)
+            )
 
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
@@ -263,10 +281,39 @@ class RefCalls:
         finally:
             in_callback.active = False
 
-    def _complete_future(self, fut: Future[Any], done: Any) -> None:
+    def _complete_coded(self, fut: Future[Any], method: str, value: Any) -> None:
+        """``_complete`` for a json/msgpack worker: ``value`` is the encoded outcome."""
+        if isinstance(value, self._failed):
+            self._complete(fut, value)
+            return
+        assert self._codec is not None
+        in_callback.active = True
+        try:
+            self._pending.pop(fut, None)
+            try:
+                item = self._codec.decode_outcome(value, method)
+            except Exception as exc:
+                message = f"the outcome of {method}() could not be decoded: {exc}"
+                item = (UNSERIALIZABLE, message, "")
+            if item[0] == OK:
+                fut._set_result(item[1])
+            elif item[0] == ERROR:
+                fut._set_exception(with_remote_traceback(item[1], item[2]))
+            else:
+                fut._set_exception(SerializationError(f"{item[1]} (ray mode)"))
+            if self._closing and not self._pending:
+                off_ray_thread(self._drain)
+        finally:
+            in_callback.active = False
+
+    def _complete_future(self, fut: Future[Any], done: Any, method: str | None = None) -> None:
         exc = done.exception()
         if exc is None or isinstance(exc, self._failed):
-            self._complete(fut, done.result() if exc is None else exc)
+            value = done.result() if exc is None else exc
+            if method is None:
+                self._complete(fut, value)
+            else:
+                self._complete_coded(fut, method, value)
             return
         in_callback.active = True
         try:  # not one of Ray's errors, yet the call failed with it

@@ -46,10 +46,11 @@ import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._future import Future
 from .._serialize import remote_error, unloadable_error, with_remote_traceback
+from ._launch import Launched
 from ._wire import (
     ERROR,
     INIT_ERROR,
@@ -63,13 +64,39 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from ._process import ProcessWorker
+    from .._runtime import Inbox
+    from .._serialize import CallCodec
+    from ._launch import ForkServer, Spawner
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "Receiving"]
 
 log = logging.getLogger("aioconc")
 
 _DIRECT = hasattr(select, "epoll") and hasattr(os, "eventfd")
+
+
+class Receiving(Launched, Protocol):
+    """What a :class:`Receiver` needs of the worker whose socket it reads.
+
+    A protocol rather than ``ProcessWorker`` itself, so this module does not
+    import ``_process`` (which imports it).
+    """
+
+    ready: Future[None]
+    _name: str
+    _pending: dict[int, Future[Any]]
+    _inbox: Inbox
+    _launcher: Spawner | ForkServer
+    _codec: CallCodec | None
+    _methods: dict[int, str]
+
+    def _on_eof(self) -> None: ...
+
+    def _finalize(self) -> None: ...
+
+    def _serve_limits(self, body: bytes) -> None: ...
+
+    def _after_delivery(self) -> None: ...
 
 
 class Receiver:
@@ -78,7 +105,7 @@ class Receiver:
     ``worker._pending`` maps call ids to futures; a result pops its future.
     """
 
-    def __init__(self, worker: ProcessWorker, sock: socket.socket) -> None:
+    def __init__(self, worker: Receiving, sock: socket.socket) -> None:
         self._worker = worker
         self._sock = sock
         self._fd = sock.fileno()
@@ -303,12 +330,14 @@ class Receiver:
     def _deliver(self, body: bytes) -> None:
         worker = self._worker
         pending = worker._pending
+        codec = worker._codec
         for ident, blob in split_batch(body):
             fut = pending.pop(ident, None)
+            method = "" if codec is None else worker._methods.pop(ident, "")
             if fut is None:
                 continue  # skipped after a cancel, or already ended by force_close()
             try:
-                item = pickle.loads(blob)
+                item = pickle.loads(blob) if codec is None else codec.decode_outcome(blob, method)
             except Exception as exc:
                 fut._set_exception(unloadable_error(worker._name, exc))
                 continue

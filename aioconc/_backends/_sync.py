@@ -62,9 +62,11 @@ class SyncWorker:
         if not fut._start():
             return
         try:
-            result = method(*call.args, **call.kwargs)
+            # In a copy of the caller's context, as the other in-process modes do:
+            # what the method sets stays with the call.
+            result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-                result = run_coroutine_here(result)
+                result = call.context.run(run_coroutine_here, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

@@ -135,9 +135,10 @@ class SerialThread:
             method = self._methods.get(call.method)
             if method is None:
                 method = self._methods[call.method] = getattr(target, call.method)
-            result = method(*call.args, **call.kwargs)
+            # In the caller's context (a copy), as asyncio.to_thread runs its function.
+            result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-                result = run_coroutine_here(result)
+                result = call.context.run(run_coroutine_here, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

@@ -11,7 +11,9 @@ One duplex stream socket per worker::
 
 Every item of a batch is its own pickle (one ``Pickler`` per batch, memo
 cleared between items), so a value that can't be pickled or unpickled fails
-its own call only.  The conversation the kinds make up is drawn in ``_child.py``.
+its own call only.  A worker made with ``serializer="json"`` or ``"msgpack"``
+sends each call and outcome as its own document in that format instead
+(``_codec.py``).  The conversation the kinds make up is drawn in ``_child.py``.
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ class BatchWriter:
         self._ids.append(ident)
         self._ends.append(buf.tell())
         return None
+
+    def add_raw(self, ident: int, data: bytes) -> None:
+        """Append ``data`` (already encoded, e.g. JSON) as item ``ident``."""
+        self._buf.write(data)
+        self._ids.append(ident)
+        self._ends.append(self._buf.tell())
 
     def take(self, kind: int) -> bytes | None:
         """The batch frame of everything added so far (None if empty); starts anew."""

@@ -16,6 +16,7 @@ context manager (``with`` or ``async with``); leaving the block releases it:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from ._definitions import CallLimit, Limit, ResourceLimit
 if TYPE_CHECKING:
     from ._limit_set import LimitSet
 
-__all__ = ["Acquisition", "LimitSetAcquisition"]
+__all__ = ["Acquisition", "AsyncAcquire", "LimitSetAcquisition"]
 
 logger = logging.getLogger("aioconc.limits")
 
@@ -188,3 +189,48 @@ class LimitSetAcquisition:
         state = "released" if self._released else "held" if self.successful else "unsuccessful"
         taken = {key: acq.requested for key, acq in self.acquisitions.items()}
         return f"<LimitSetAcquisition {state} {taken} config={self.config}>"
+
+
+class AsyncAcquire:
+    """What ``async_acquire`` returns: await it, or use it as an async context manager.
+
+    ``acq = await limits.async_acquire(...)``, ``async with
+    limits.async_acquire(...) as acq:`` and the older ``async with await
+    limits.async_acquire(...) as acq:`` all work.  Nothing is requested until
+    it is awaited or entered, so an unused one leaves nothing behind; it can be
+    used once.  Raises what the acquisition raises (``TimeoutError``,
+    ``ValueError``), and ``RuntimeError`` when used twice.
+    """
+
+    __slots__ = ("_acquired", "_start")
+
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, LimitSetAcquisition]]) -> None:
+        self._start: Callable[[], Coroutine[Any, Any, LimitSetAcquisition]] | None = start
+        self._acquired: LimitSetAcquisition | None = None
+
+    def _coroutine(self) -> Coroutine[Any, Any, LimitSetAcquisition]:
+        start = self._start
+        if start is None:
+            raise RuntimeError("this async_acquire() was already awaited; call it again")
+        self._start = None
+        return start()
+
+    def __await__(self) -> Generator[Any, None, LimitSetAcquisition]:
+        return self._coroutine().__await__()
+
+    async def __aenter__(self) -> LimitSetAcquisition:
+        self._acquired = await self._coroutine()
+        return self._acquired
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        acquired, self._acquired = self._acquired, None
+        if acquired is not None:
+            acquired.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return f"<AsyncAcquire {'pending' if self._start is not None else 'used'}>"

@@ -38,6 +38,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import anyio
+
+from .._anyloop import current_inbox
 from .._runtime import running_loop
 from ._algorithms import RateState, ResourceState, make_state
 from ._definitions import Limit, RateLimit, ResourceLimit
@@ -118,6 +121,24 @@ class _AsyncWaiter(_Waiter):
                 self.loop.call_soon_threadsafe(_wake, fut)
 
 
+class _AnyioWaiter(_Waiter):
+    """An async waiter on a loop that is not asyncio's (trio, through anyio)."""
+
+    __slots__ = ("event", "inbox", "thread")
+
+    def __init__(self, amounts: Amounts) -> None:
+        super().__init__(amounts)
+        self.inbox = current_inbox()
+        self.thread = threading.get_ident()
+        self.event = anyio.Event()
+
+    def notify(self) -> None:
+        if threading.get_ident() == self.thread:
+            self.event.set()
+        else:
+            self.inbox.post(self.event.set)
+
+
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -189,7 +210,10 @@ class LocalLimitEngine:
         Raises ``TimeoutError`` once ``timeout`` seconds pass first; on
         cancellation nothing stays taken.
         """
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
+        if loop is None:  # trio, or another loop anyio knows
+            await self._acquire_elsewhere(amounts, timeout)
+            return
         with self._lock:
             now = self._clock()
             if self._admit(amounts, now):
@@ -213,6 +237,36 @@ class LocalLimitEngine:
                 finally:
                     if timer is not None:
                         timer.cancel()
+                with self._lock:
+                    if not waiter.granted:
+                        self._serve()
+        except BaseException:
+            with self._lock:
+                self._abandon(waiter)
+            raise
+
+    async def _acquire_elsewhere(self, amounts: Amounts, timeout: float | None) -> None:
+        # async_acquire on a loop that is not asyncio's: the same queue, woken
+        # through an anyio.Event; timers are anyio's (relative, so any clock works).
+        with self._lock:
+            now = self._clock()
+            if self._admit(amounts, now):
+                return
+            deadline = _deadline(now, timeout, amounts)
+            waiter = _AnyioWaiter(amounts)
+            self._enqueue(waiter)
+        try:
+            while True:
+                with self._lock:
+                    if waiter.granted:
+                        return
+                    now = self._clock()
+                    if now >= deadline:
+                        raise TimeoutError(_timeout_message(timeout, amounts))
+                    until = min(waiter.ready_at, deadline)
+                    waiter.event = anyio.Event()
+                with anyio.move_on_after(None if until == math.inf else until - now):
+                    await waiter.event.wait()
                 with self._lock:
                     if not waiter.granted:
                         self._serve()

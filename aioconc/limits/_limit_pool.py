@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import config as _config
 from .._enums import LoadBalancingAlgorithm
-from ._acquisition import LimitSetAcquisition
+from ._acquisition import AsyncAcquire, LimitSetAcquisition
 from ._limit_set import LimitSet
 
 __all__ = ["LimitPool"]
@@ -80,11 +80,12 @@ class LimitPool:
         """``LimitSet.acquire`` on the next set; raises as that does."""
         return self._select().acquire(requested, timeout)
 
-    async def async_acquire(
+    def async_acquire(
         self, requested: Mapping[str, float] | None = None, timeout: float | None = None
-    ) -> LimitSetAcquisition:
-        """``LimitSet.async_acquire`` on the next set; raises as that does."""
-        return await self._select().async_acquire(requested, timeout)
+    ) -> AsyncAcquire:
+        """``LimitSet.async_acquire`` on the next set (awaitable and an async
+        context manager); raises as that does."""
+        return self._select().async_acquire(requested, timeout)
 
     def try_acquire(self, requested: Mapping[str, float] | None = None) -> LimitSetAcquisition:
         """``LimitSet.try_acquire`` on the next set: never blocks."""

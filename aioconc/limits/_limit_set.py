@@ -6,7 +6,7 @@
                    capacity=1000), ResourceLimit(key="conn", capacity=2)])
     with ls.acquire({"tokens": 100}) as acq:      # + 1 call_count, + 1 conn
         acq.update(usage={"tokens": 80})            # 20 tokens refunded (TokenBucket, GCRA)
-    async with await ls.async_acquire({"tokens": 5}) as acq: ...
+    async with ls.async_acquire({"tokens": 5}) as acq: ...   # or: acq = await ...
 
 What a request takes: with no request, 1 from every CallLimit and ResourceLimit
 (a plain RateLimit then needs an explicit amount: ``ValueError``); with a
@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import config as _config
 from .._enums import ExecutionMode
-from ._acquisition import Acquisition, LimitSetAcquisition
+from ._acquisition import Acquisition, AsyncAcquire, LimitSetAcquisition
 from ._algorithms import state_class
 from ._definitions import CallLimit, Limit, RateLimit, ResourceLimit
 from ._engine import LimitBackend, LocalLimitEngine
@@ -122,10 +122,20 @@ class LimitSet:
             self._backend.acquire(amounts, timeout)
         return self._acquisition(amounts, True)
 
-    async def async_acquire(
+    def async_acquire(
         self, requested: Mapping[str, float] | None = None, timeout: float | None = None
+    ) -> AsyncAcquire:
+        """``acquire`` for async code: waits on the running loop without blocking it.
+
+        Await the result (``acq = await ls.async_acquire()``) or enter it
+        (``async with ls.async_acquire() as acq:``).  Raises as ``acquire`` does,
+        when awaited.
+        """
+        return AsyncAcquire(lambda: self._async_acquire(requested, timeout))
+
+    async def _async_acquire(
+        self, requested: Mapping[str, float] | None, timeout: float | None
     ) -> LimitSetAcquisition:
-        """``acquire`` for async code: waits on the running loop without blocking it."""
         amounts = self._amounts(requested)
         if amounts:
             await self._backend.async_acquire(amounts, timeout)

@@ -1,0 +1,247 @@
+"""Starting an ``async def`` call eagerly: its first step runs inside ``dispatch``.
+
+A call made on the worker's own loop used to cost a task and a task switch even
+when the method never suspends: the call's task ran on the next loop turn, and
+the awaiting coroutine woke a turn after that.  Here the method's first step
+runs at once, in the caller's stack (as Python 3.12's eager tasks do)::
+
+    dispatch(call) ──► the worker's spare task becomes the current task
+                       └─ first step now ──┬─► returned / raised: the future is done
+                                           │   before dispatch returns, ``await`` does
+                                           │   not suspend, the spare waits for the next
+                                           └─► suspended: the spare task goes on with
+                                               this call; the next call makes a new spare
+
+The task exists before the first step runs, so ``asyncio.current_task()``,
+``asyncio.timeout``, ``TaskGroup`` and anyio cancel scopes used there see the
+task that runs the rest of the call, not the caller's.  Every step of the call
+runs in the call's context (its copy of the caller's contextvars).
+
+A spare task's coroutine is a :class:`_Runner`: a small object speaking the
+coroutine protocol (``send``/``throw``/``close``).  While idle it parks the task
+on a loop future; given a suspended call it hands the task what the first step
+yielded and then drives the method's coroutine.  Every outcome goes into the
+call's future; the task itself always ends normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+from .._future import Future
+from .._runtime import task_in_context
+
+__all__ = ["EagerStarter"]
+
+_enter_task = asyncio.tasks._enter_task
+_leave_task = asyncio.tasks._leave_task
+# The current task of a loop, read from the dict the C tasks keep it in where
+# there is one (3.11-3.13): asyncio.current_task() is a Python function there.
+_current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    _current_tasks.get if isinstance(_current_tasks, dict) else asyncio.current_task
+)
+
+_IDLE = 0  # no call: parked (or not started yet); a first step may run under it
+_HANDOFF = 1  # a call suspended in its first step; the task has not taken its yield yet
+_RUNNING = 2  # the task drives the call
+_ENDED = 3  # the call it took ended, or the spare was retired
+
+
+class _Runner(Coroutine[Any, Any, None]):
+    """The coroutine of one spare task (see the module docstring)."""
+
+    __slots__ = ("_coro", "_ctx", "_fut", "_loop", "_park", "_yielded", "on_end", "state", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._fut: Future[Any] | None = None
+        self._ctx: contextvars.Context | None = None
+        self._yielded: Any = None
+        self._park: asyncio.Future[None] | None = None
+        self.state = _IDLE
+        self.on_end: Callable[[Future[Any]], None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def took(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        fut: Future[Any],
+        ctx: contextvars.Context,
+        yielded: Any,
+    ) -> None:
+        """Carry on with a call that suspended in its first step, yielding ``yielded``."""
+        self._coro, self._fut, self._ctx, self._yielded = coro, fut, ctx, yielded
+        self.state = _HANDOFF
+        park = self._park
+        if park is not None and not park.done():
+            park.set_result(None)  # wake the parked task: it takes the call's yield
+
+    def _step(self, value: Any, exc: BaseException | None) -> Any:
+        coro = self._coro
+        assert coro is not None
+        assert self._fut is not None
+        try:
+            if exc is None:
+                return coro.send(value)
+            return coro.throw(exc)
+        except StopIteration as stop:
+            self._fut._set_result(stop.value)
+        except asyncio.CancelledError:
+            self._fut._set_cancelled()
+        except BaseException as err:  # the call's outcome, whatever it is
+            self._fut._set_exception(err)
+        self._end()
+        return None
+
+    def _end(self) -> None:
+        fut = self._fut
+        self.state = _ENDED
+        self._coro = self._ctx = None
+        on_end = self.on_end
+        if on_end is not None and fut is not None:
+            on_end(fut)
+
+    # -- the coroutine protocol, spoken to the task ------------------------------
+
+    def send(self, value: Any) -> Any:
+        state = self.state
+        if state is _RUNNING:
+            assert self._ctx is not None
+            yielded = self._ctx.run(self._step, value, None)
+            if self.state is _ENDED:
+                raise StopIteration
+            return yielded
+        if state is _HANDOFF:
+            self.state = _RUNNING
+            yielded, self._yielded = self._yielded, None
+            return yielded
+        if state is _IDLE:
+            park = self._park = self._loop.create_future()
+            park._asyncio_future_blocking = True  # what ``yield`` from a future's __await__ sets
+            return park
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        exc = val if val is not None else (typ() if isinstance(typ, type) else typ)
+        if self.state is _IDLE or self.state is _ENDED:
+            self.state = _ENDED  # a parked spare cancelled (its loop ends): end quietly
+            raise StopIteration
+        self.state = _RUNNING
+        self._yielded = None
+        assert self._ctx is not None
+        yielded = self._ctx.run(self._step, None, exc)
+        if self.state is _ENDED:
+            raise StopIteration
+        return yielded
+
+    def close(self) -> None:
+        coro = self._coro
+        if coro is not None:
+            self._coro = None
+            coro.close()
+            if self._fut is not None:
+                self._fut._set_cancelled()
+        self.state = _ENDED
+
+    def __await__(self) -> Generator[Any, None, None]:
+        raise TypeError("a spare task's runner is driven by its task, not awaited")
+
+    # What inspect.getcoroutinestate reads (anyio asks it of tasks in cancel scopes).
+
+    @property
+    def cr_running(self) -> bool:
+        coro = self._coro
+        return coro is not None and bool(coro.cr_running)  # type: ignore[attr-defined]
+
+    @property
+    def cr_suspended(self) -> bool:
+        return self.state is not _ENDED and not self.cr_running
+
+    @property
+    def cr_frame(self) -> Any:
+        return getattr(self._coro, "cr_frame", None)
+
+    def __repr__(self) -> str:
+        return f"<aioconc call runner state={self.state} {self._coro!r}>"
+
+
+class EagerStarter:
+    """Starts a worker's ``async def`` calls eagerly on its loop; keeps its spare task."""
+
+    __slots__ = ("_busy", "_loop", "_on_end", "_spare")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_end: Callable[[Future[Any]], None]
+    ) -> None:
+        self._loop = loop
+        self._on_end = on_end
+        self._spare: _Runner | None = None
+        self._busy = False  # a first step is running (a nested call gets its own task)
+
+    def start(
+        self, coro: Coroutine[Any, Any, Any], fut: Future[Any], ctx: contextvars.Context
+    ) -> asyncio.Task[None] | None:
+        """Run ``coro``'s first step now; the task carrying on with it, or None when
+        that step ended the call.  Must be called on the loop's thread."""
+        loop = self._loop
+        runner = self._spare
+        if runner is None or runner.state is not _IDLE or self._busy:
+            # None yet, or ended by a cancellation that came too late for its
+            # call; or a call starts from inside another's first step.
+            runner = _Runner(loop)
+            runner.task = task_in_context(loop, runner, contextvars.Context())
+            if not self._busy:
+                self._spare = runner
+        task = runner.task
+        assert task is not None
+        # Bound before the method runs: from its first line on, cancel() of the
+        # call (from any thread) reaches the task that runs it.
+        fut._aio, fut._loop, fut._asyncio_future_blocking = task, loop, False  # _bind_task
+        caller = _current_task(loop)
+        if caller is not None:
+            _leave_task(loop, caller)
+        _enter_task(loop, task)
+        busy, self._busy = self._busy, True
+        try:
+            yielded = ctx.run(coro.send, None)
+        except StopIteration as stop:
+            fut._aio = fut._loop = fut._asyncio_future_blocking = None  # _unbind_task
+            fut._set_result(stop.value)
+            if runner is not self._spare:
+                runner.state = _ENDED  # a one-off runner (a nested call's): its task ends
+            return None
+        except asyncio.CancelledError:
+            fut._unbind_task()
+            fut._set_cancelled()
+            self._ended_at_once(runner)
+            return None
+        except BaseException as exc:  # the call's outcome, whatever it is
+            fut._unbind_task()
+            fut._set_exception(exc)
+            self._ended_at_once(runner)
+            return None
+        finally:
+            self._busy = busy
+            _leave_task(loop, task)
+            if caller is not None:
+                _enter_task(loop, caller)
+        runner.took(coro, fut, ctx, yielded)
+        runner.on_end = self._on_end
+        if runner is self._spare:
+            self._spare = None
+        return task
+
+    def _ended_at_once(self, runner: _Runner) -> None:
+        if runner is not self._spare:
+            runner.state = _ENDED  # a one-off runner (a nested call's): its task ends
+
+    def retire(self) -> None:
+        """End the spare task (the worker is closing)."""
+        runner, self._spare = self._spare, None
+        if runner is not None and runner.task is not None:
+            runner.task.cancel()

@@ -1,0 +1,143 @@
+"""The table of ``python -m aioconc bench``: targets, rows, Markdown and a chart."""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["TIMES", "UNITS", "Row", "Target", "format_table", "plot"]
+
+TIMES = "\u00d7"  # the multiplication sign after a ratio
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on a row's ratio (or, when ``absolute``, on its aioconc value)."""
+
+    op: Literal[">=", "<="]
+    value: float
+    absolute: bool = False
+
+    def met(self, x: float) -> bool:
+        """True when ``x`` satisfies the bound."""
+        return x >= self.value if self.op == ">=" else x <= self.value
+
+    def __str__(self) -> str:
+        sign = "≥" if self.op == ">=" else "≤"
+        return f"{sign} {self.value:g} s" if self.absolute else f"{sign} {self.value:g}{TIMES}"
+
+
+UNITS = {
+    "start-up": "ms",
+    "burst": "calls/s",
+    "round trip": "µs",
+    "awaited": "calls/s",
+    "in coroutines": "calls/s",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: an aioconc figure against one baseline."""
+
+    mode: str
+    figure: str
+    unit: str
+    ours: float
+    baseline_label: str = ""
+    baseline: float = math.nan
+    target: Target | None = None
+    note: str = ""
+    failed: bool = False  # aioconc itself failed to produce the figure
+
+    @property
+    def name(self) -> str:
+        """``"<mode> <figure>"``, e.g. ``"thread burst"``."""
+        return f"{self.mode} {self.figure}"
+
+    @property
+    def ratio(self) -> float:
+        """aioconc ÷ baseline, in the figure's unit (NaN without a baseline)."""
+        if math.isnan(self.baseline) or self.baseline == 0:
+            return math.nan
+        return self.ours / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target is met; None when there is no target or no number."""
+        if self.target is None:
+            return None
+        x = self.ours if self.target.absolute else self.ratio
+        return None if math.isnan(x) else self.target.met(x)
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+def _fmt(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if unit == "calls/s":
+        return f"{value:,.0f}/s"
+    if unit == "µs":
+        return f"{value:.1f} µs"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:.4f} s"
+
+
+def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
+    """Render rows as a Markdown table (it pastes into the README as it is), then notes."""
+    header = ("figure", "aioconc", "baseline", "ratio", "target", "ok")
+    lines = [header]
+    for r in rows:
+        baseline = f"{r.baseline_label} {_fmt(r.baseline, r.unit)}" if r.baseline_label else "—"
+        ratio = "—" if math.isnan(r.ratio) else f"{r.ratio:.2f}{TIMES}"
+        ok = {None: "", True: "✓", False: "✗"}[r.met]
+        lines.append(
+            (r.name, _fmt(r.ours, r.unit), baseline, ratio, str(r.target or ""), ok),
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def render(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    out = [render(lines[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(render(line) for line in lines[1:])
+    notes = [*(f"{r.name}: {r.note}" for r in rows if r.note), *notes]
+    out.append("")
+    out.append("ratio = aioconc ÷ baseline in the figure's unit (calls/s: higher is better;")
+    out.append("ms and µs: lower is better). Best of k runs after a warm-up.")
+    out.extend(dict.fromkeys(notes))
+    return "\n".join(out)
+
+
+def plot(rows: Sequence[Row], path: str) -> bool:
+    """Save a bar chart of the ratios to ``path``; False when matplotlib is missing."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    shown = [r for r in rows if not math.isnan(r.ratio)]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(shown) + 1))
+    labels = [f"{r.name} vs {r.baseline_label}" for r in shown]
+    colors = [{True: "tab:green", False: "tab:red", None: "tab:gray"}[r.met] for r in shown]
+    ax.barh(labels, [r.ratio for r in shown], color=colors)
+    for y, r in enumerate(shown):
+        if r.target is not None:
+            ax.plot([r.target.value] * 2, [y - 0.4, y + 0.4], color="black")
+    ax.axvline(1.0, color="gray", linewidth=0.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio aioconc ÷ baseline (black tick: target)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

@@ -1,0 +1,116 @@
+"""Per-handle call statistics: counts by outcome and latency percentiles.
+
+A handle (or pool) owns one :class:`CallStats`.  Each call's future points at
+it; the future counts itself when it finishes, under the futures' own lock (so
+counting costs no lock of its own and no done-callback).  Latency is from
+submission to completion, kept for the most recent ``WINDOW`` calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CallStatistics", "CallStats"]
+
+WINDOW = 2048
+
+
+@dataclass(frozen=True)
+class CallStatistics:
+    """A snapshot of a handle's calls.
+
+    ``in_flight`` counts calls handed to a worker and not finished; ``queued``
+    the unfinished calls that wait on the caller's side (in the submission
+    queue, or for a retry's backoff); ``retried`` counts extra attempts.  The
+    latencies (seconds, submission to completion, over the last 2,048 finished
+    calls) are None before any call finished.
+    """
+
+    submitted: int
+    in_flight: int
+    queued: int
+    completed: int
+    failed: int
+    cancelled: int
+    retried: int
+    latency_p50: float | None
+    latency_p90: float | None
+    latency_p99: float | None
+
+    @property
+    def finished(self) -> int:
+        """Calls that ended, however they ended."""
+        return self.completed + self.failed + self.cancelled
+
+
+class CallStats:
+    """The live counters behind :class:`CallStatistics` (one per handle)."""
+
+    __slots__ = ("_latencies", "_lock", "cancelled", "completed", "failed", "retried", "submitted")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.submitted = 0
+        self.completed = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.retried = 0
+        self._latencies: deque[float] = deque(maxlen=WINDOW)
+
+    def submit(self, future: Any) -> None:
+        """Count a new call and make ``future`` report its end here."""
+        future._stats = self
+        with self._lock:
+            self.submitted += 1
+
+    def finished(self, future: Any, ok: bool | None) -> None:
+        """Called by a finishing future (``ok`` None: cancelled), under the futures' lock."""
+        if ok is None:
+            self.cancelled += 1
+        elif ok:
+            self.completed += 1
+        else:
+            self.failed += 1
+        if future.attempts > 1:
+            self.retried += future.attempts - 1
+        self._latencies.append(future.completed_at - future.submitted_at)
+
+    @property
+    def unfinished(self) -> int:
+        """Calls counted in and not yet finished."""
+        return self.submitted - self.completed - self.failed - self.cancelled
+
+    def snapshot(
+        self, *, queued: int | None = None, in_flight: int | None = None
+    ) -> CallStatistics:
+        """The statistics now.  Of the unfinished calls, ``in_flight`` are with a
+        worker (or else ``queued`` are held back): the rest are the other kind."""
+        latencies = sorted(self._latencies)
+        pending = max(0, self.unfinished)
+        if in_flight is not None:
+            in_flight = min(max(0, in_flight), pending)
+            queued = pending - in_flight
+        else:
+            queued = min(max(0, queued or 0), pending)
+            in_flight = pending - queued
+        return CallStatistics(
+            submitted=self.submitted,
+            in_flight=in_flight,
+            queued=queued,
+            completed=self.completed,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            retried=self.retried,
+            latency_p50=_percentile(latencies, 0.50),
+            latency_p90=_percentile(latencies, 0.90),
+            latency_p99=_percentile(latencies, 0.99),
+        )
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

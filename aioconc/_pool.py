@@ -140,6 +140,9 @@ class PoolHandle(ResolvedOptions):
         self._balancer = make_balancer(options.load_balancing)
         self._replaced = 0
         self._replace_hooks: list[Callable[[int], Any]] = []
+        # Slots whose worker failed to start (a replacement Ray actor no node can
+        # place): they take calls only when no other slot can.
+        self._benched: set[int] = set()
         self._workers: list[BackendWorker] = []
         self._on_demand_live: set[BackendWorker] = set()
         self._loop = home_loop()
@@ -218,8 +221,14 @@ class PoolHandle(ResolvedOptions):
 
     def _on_closed(self, index: int, worker: BackendWorker) -> None:
         # A worker that ends while the pool runs has crashed: replace it.  One
-        # whose __init__ failed is not replaced (the next one would fail too).
-        if self._stopped or not worker.ready.done() or worker.ready._exception is not None:
+        # whose start failed is not replaced (the next one would fail too); its
+        # slot takes no more calls while another slot can.
+        if self._stopped or not worker.ready.done():
+            return
+        if worker.ready._exception is not None:
+            with self._lock:
+                if self._workers[index] is worker:
+                    self._benched.add(index)
             return
         with self._lock:
             if self._stopped or self._workers[index] is not worker:
@@ -248,6 +257,8 @@ class PoolHandle(ResolvedOptions):
         return method
 
     def _full(self, index: int) -> bool:
+        if self._benched and index in self._benched:
+            return True
         queue = self._queue
         return queue is not None and self._active[index] >= queue.per_worker
 
@@ -489,7 +500,8 @@ def start_pool(
     pool = pool_cls(cls, args, kwargs, options, methods, backend or get_backend(options.mode))
     ready = pool.ready
     if not ready.done() and not in_async_code():  # in async code: never block its loop
-        timeout = options.extra.get("start_timeout")
+        bounded = pool._backend.capabilities.bounds_start  # fails ``ready`` itself
+        timeout = None if bounded else options.extra.get("start_timeout")
         try:
             ready.result(timeout)
         except TimeoutError:

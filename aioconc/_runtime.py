@@ -10,6 +10,11 @@
   one, else the background loop.
 * :func:`run_on` runs a coroutine on a loop from a thread outside it and waits
   for it; it refuses to run on the loop's own thread (that would deadlock).
+* :func:`on_engine_thread` runs a function on the *engine thread*: one daemon
+  thread that lives as long as the process and holds the process-wide state of
+  an engine (Ray's driver connection).  Ray ties the processes it starts to the
+  thread that started them, so that must never be a caller's thread, which may
+  end; nor the background loop's, which must not block for seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import atexit
 import collections
 import concurrent.futures
 import contextvars
+import functools
 import os
+import queue
 import sys
 import threading
 import weakref
@@ -32,6 +39,7 @@ __all__ = [
     "force_sync",
     "home_loop",
     "inbox_for",
+    "on_engine_thread",
     "run_on",
     "task_in_context",
 ]
@@ -187,6 +195,58 @@ def _stop_background_loop() -> None:
 
 
 atexit.register(_stop_background_loop)
+
+
+# ---------------------------------------------------------------------------
+# The engine thread: process-wide engine state (Ray's driver)
+# ---------------------------------------------------------------------------
+
+_engine_lock = threading.Lock()
+_engine_jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] | None = (
+    None
+)
+_engine_thread: threading.Thread | None = None
+
+
+def _serve_engine(
+    jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]],
+) -> None:
+    # A daemon thread, not an executor's: those are joined at interpreter exit,
+    # before atexit handlers run -- and Ray's own atexit shutdown needs the
+    # processes this thread started to be still alive.
+    while True:
+        job, done = jobs.get()
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(job())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
+def on_engine_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the engine thread, wait for it and return its result.
+
+    The thread is started on first use and lives as long as the process, so
+    whatever ``fn`` starts outlives the thread that asked.  Called on the engine
+    thread itself, ``fn`` runs at once.  ``fn``'s exception is raised here.
+    """
+    global _engine_jobs, _engine_thread
+    if threading.current_thread() is _engine_thread:
+        return fn(*args)
+    jobs = _engine_jobs
+    if jobs is None:
+        with _engine_lock:
+            if _engine_jobs is None:
+                new_jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                thread = threading.Thread(
+                    target=_serve_engine, args=(new_jobs,), name="aioconc-engine", daemon=True
+                )
+                thread.start()
+                _engine_jobs, _engine_thread = new_jobs, thread
+            jobs = _engine_jobs
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+    jobs.put((functools.partial(fn, *args), done))
+    return done.result()
 
 
 def home_loop() -> asyncio.AbstractEventLoop:

@@ -142,7 +142,9 @@ def start_worker(
             handle._stop_hooks.append(stage.on_stop)
     ready = backend_worker.ready
     if not ready.done() and not in_async_code():  # in async code: never block its loop
-        timeout = options.extra.get("start_timeout")
+        # A backend that bounds its start fails ``ready`` with its own, better error.
+        bounded = backend.capabilities.bounds_start
+        timeout = None if bounded else options.extra.get("start_timeout")
         try:
             ready.result(timeout)
         except TimeoutError:

@@ -105,8 +105,9 @@ class GlobalDefaults(BaseModel):
 class ExecutionModeDefaults(BaseModel):
     """Overrides for one mode; ``None`` means "use ``global_config.defaults``".
 
-    ``worker_result_queue_timeout`` (process) bounds a worker's start-up (its
-    ``__init__``); ``pool_on_demand_slot_max_wait`` bounds how long an on-demand
+    ``worker_result_queue_timeout`` (process, ray) bounds a worker's start-up
+    (its ``__init__``; in ray mode also placing its actor), the default of the
+    ``start_timeout`` option; ``pool_on_demand_slot_max_wait`` bounds how long an on-demand
     call waits for a slot.  The other ``worker_*`` timeouts are accepted for
     compatibility.
     """
@@ -182,7 +183,13 @@ _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
         "worker_result_queue_cleanup_timeout": 1.0,
         **_ON_DEMAND_POOL,
     },
-    "ray": {"max_workers": 0, "max_queued_tasks": 3, **_ON_DEMAND_POOL},
+    "ray": {
+        "max_workers": 0,
+        "max_queued_tasks": 3,
+        # An actor no node can place would otherwise wait for ever.
+        "worker_result_queue_timeout": 120.0,
+        **_ON_DEMAND_POOL,
+    },
 }
 _SECTION_OF_MODE = {
     ExecutionMode.Sync: "sync",

@@ -283,11 +283,6 @@ def test_dataclass_and_pydantic_workers(worker_mode: str) -> None:
     worker(DataWorker)
     with DataWorker.options(mode=worker_mode).init(3) as handle:  # type: ignore[attr-defined]
         assert handle.times(2).result() == 6
-    if worker_mode == "ray":
-        # Ray actors cannot be pydantic models (as in concurry): a clear error instead.
-        with pytest.raises(ValueError, match="pydantic"):
-            ModelWorker.options(mode=worker_mode).init(factor="0.5")
-        return
     with ModelWorker.options(mode=worker_mode).init(factor="0.5") as handle:
         assert handle.times(4).result() == 2.0
     with pytest.raises(pydantic.ValidationError):
@@ -296,8 +291,6 @@ def test_dataclass_and_pydantic_workers(worker_mode: str) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("morphic") is None, reason="morphic not installed")
 def test_morphic_typed_worker(worker_mode: str) -> None:
-    if worker_mode == "ray":
-        pytest.skip("Ray actors cannot be model classes (see test_dataclass_and_pydantic_workers)")
     from morphic import Typed
 
     class TypedWorker(Worker, Typed):

@@ -23,7 +23,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from aioconc import worker
+from aioconc import Worker, worker
 from aioconc._backends import get_backend
 from aioconc._backends._base import WorkerSpec
 from aioconc._enums import ExecutionMode
@@ -143,11 +143,27 @@ class AsyncNamed:
         return "close"
 
 
-class Model(pydantic.BaseModel):
-    x: int = 0
+class Settings(Worker, pydantic.BaseModel):
+    """A pydantic-model worker: typed fields, a validator, a model_config."""
 
-    def get(self) -> int:
-        return self.x
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    name: str
+    retries: int = 1
+
+    @pydantic.field_validator("retries")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("retries must be positive")
+        return value
+
+    def describe(self) -> tuple[str, int]:
+        return (self.name, self.retries)
+
+    def bump(self) -> int:
+        self.retries += 1
+        return self.retries
 
 
 def _resources() -> dict[str, float]:
@@ -203,21 +219,59 @@ def test_without_ray_init_fails_with_an_install_hint() -> None:
 
 
 @pytest.mark.slow
-def test_local_ray_is_started_when_none_is_connected() -> None:
+def test_ray_started_by_a_thread_that_ends_keeps_working_from_any_thread() -> None:
+    # No Ray is connected: the first worker starts one, from a thread that then
+    # ends.  Ray ties what it starts to the thread that called ray.init, so
+    # aioconc must not make that call on a caller's thread.
     result = _run(
         """
+        import asyncio, threading
         import ray
         from aioconc import worker
         from tests._workers import Counter
+        worker(Counter)
         assert not ray.is_initialized()
-        with worker(Counter).options(mode="ray").init(41) as handle:
-            print("value", handle.inc().result(120))
-            print("connected", ray.is_initialized())
+        seen = []
+
+        def use(start):
+            with Counter.options(mode="ray").init(start) as handle:
+                seen.append(handle.inc().result(60))
+
+        for start in range(4):                    # four threads in turn
+            thread = threading.Thread(target=use, args=(start,))
+            thread.start()
+            thread.join(120)
+            assert not thread.is_alive(), f"thread {start} hung"
+        print("in turn", seen, "connected", ray.is_initialized())
+
+        seen.clear()
+        shared = Counter.options(mode="ray", max_queued_tasks=None).init(0)
+        threads = [threading.Thread(target=use, args=(s,)) for s in (10, 20)]
+        threads += [threading.Thread(target=lambda: seen.append(shared.inc().result(60)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+            assert not thread.is_alive(), "a concurrent thread hung"
+        shared.stop()
+        print("at once", sorted(seen))
+
+        async def main():
+            async with Counter.options(mode="ray").init(5) as handle:
+                return await handle.inc()
+
+        box = []
+        thread = threading.Thread(target=lambda: box.append(asyncio.run(main())))
+        thread.start()
+        thread.join(120)
+        assert not thread.is_alive(), "async with in asyncio.run hung"
+        print("async with", box)
         """
     )
     assert result.returncode == 0, result.stderr
-    assert "value 42" in result.stdout
-    assert "connected True" in result.stdout
+    assert "in turn [1, 2, 3, 4] connected True" in result.stdout
+    assert "at once [1, 11, 21]" in result.stdout
+    assert "async with [6]" in result.stdout
 
 
 def test_an_existing_connection_is_used_as_it_is(remote: Any) -> None:
@@ -318,10 +372,14 @@ def test_init_error_is_raised_by_init_as_itself() -> None:
         Broken.options(mode="ray").init()  # type: ignore[attr-defined]
 
 
-def test_pydantic_model_workers_are_refused_clearly() -> None:
-    worker(Model)
-    with pytest.raises(ValueError, match="pydantic model"):
-        Model.options(mode="ray").init()  # type: ignore[attr-defined]
+def test_pydantic_model_workers_validate_init_arguments_as_in_other_modes() -> None:
+    with Settings.options(mode="ray").init(name="llm", retries=2) as handle:
+        assert handle.describe().result(60) == ("llm", 2)
+        assert handle.bump().result(60) == 3
+    with pytest.raises(pydantic.ValidationError, match="retries must be positive"):
+        Settings.options(mode="ray").init(name="llm", retries=0)
+    with pytest.raises(pydantic.ValidationError, match="extra"):
+        Settings.options(mode="ray").init(name="llm", unknown=1)
 
 
 def test_unpicklable_argument_fails_only_that_call(remote: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import aioconc
 from aioconc import Worker, global_config, temp_config
-from aioconc._runtime import Inbox, background_loop, run_on
+from aioconc._runtime import Inbox, background_loop, on_engine_thread, run_on
 
 
 class Probe(Worker):
@@ -144,3 +144,26 @@ def test_crashed_error_survives_pickling() -> None:
     err = aioconc.WorkerCrashedError("gone", worker="W-1", pid=12, exitcode=-9)
     copy = pickle.loads(pickle.dumps(err))
     assert (str(copy), copy.worker, copy.pid, copy.exitcode) == ("gone", "W-1", 12, -9)
+
+
+def test_engine_work_runs_on_one_thread_that_outlives_its_callers() -> None:
+    # Ray ties what ray.init starts to the calling thread: engine state is made
+    # on a thread that lives as long as the process, whoever asks.
+    seen: list[threading.Thread] = []
+
+    def ask() -> None:
+        seen.append(on_engine_thread(threading.current_thread))
+
+    for _ in range(2):  # each caller ends before the next starts
+        caller = threading.Thread(target=ask)
+        caller.start()
+        caller.join()
+    assert seen[0] is seen[1] and seen[0].name == "aioconc-engine"
+    assert seen[0].is_alive() and seen[0].daemon
+    assert on_engine_thread(on_engine_thread, threading.current_thread) is seen[0]  # nested: inline
+    with pytest.raises(LookupError, match="boom"):
+        on_engine_thread(_raise_lookup)
+
+
+def _raise_lookup() -> None:
+    raise LookupError("boom")

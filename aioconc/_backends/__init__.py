@@ -35,6 +35,7 @@ OPTION_NAMES: dict[ExecutionMode, frozenset[str]] = {
             "max_concurrency",
             "runtime_env",
             "scheduling_strategy",
+            "start_timeout",
         }
     ),
 }

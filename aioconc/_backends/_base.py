@@ -61,6 +61,7 @@ class Capabilities:
     unwraps_futures: bool = False  # dispatch() resolves argument futures itself (ray: as refs)
     scales_out: bool = False  # workers are cluster resources: max_workers=0 on demand = no cap
     queues_natively: bool = False  # the worker enforces max_queued_tasks itself (no chain stage)
+    bounds_start: bool = False  # the worker fails ``ready`` itself after start_timeout
 
 
 @dataclass(frozen=True)

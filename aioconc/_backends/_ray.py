@@ -26,6 +26,7 @@ completion on Ray's thread, Ray's errors mapped to ours) in ``_ray_calls``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import importlib.util
@@ -33,10 +34,12 @@ import itertools
 import logging
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from .._call import Call
-from .._runtime import background_loop, inbox_for
+from .._exceptions import WorkerCrashedError, WorkerStartError
+from .._runtime import background_loop, inbox_for, on_engine_thread
 from .._serialize import CallCodec
 from ..limits._export import exporting
 from . import _ray_limits
@@ -100,9 +103,11 @@ _started_here = False
 def ensure_ray() -> Any:
     """Import Ray and connect to it, starting a local Ray when none is connected.
 
-    Raises ``ImportError`` (saying ``pip install aioconc[ray]``) without Ray.
+    Callable from any thread: the connection is made on the runtime's engine
+    thread (Ray ties the processes it starts to the thread that started them,
+    and a caller's thread may end).  Raises ``ImportError`` (saying
+    ``pip install aioconc[ray]``) without Ray.
     """
-    global _started_here
     try:
         import ray
     except ImportError as exc:
@@ -110,23 +115,32 @@ def ensure_ray() -> Any:
             "mode='ray' needs Ray, which is not installed: pip install aioconc[ray]"
         ) from exc
     if not ray.is_initialized():
-        with _init_lock:
-            if not ray.is_initialized():
-                # Quietly: no dashboard, no start-up banner.  num_cpus is left to
-                # Ray (the machine's cores); RAY_ADDRESS, when set, is honoured.
-                ray.init(include_dashboard=False, logging_level=logging.ERROR)
-                _started_here = True
+        on_engine_thread(_connect, ray)
     return ray
+
+
+def _connect(ray: Any) -> None:
+    global _started_here
+    with _init_lock:
+        if not ray.is_initialized():
+            # Quietly: no dashboard, no start-up banner.  num_cpus is left to
+            # Ray (the machine's cores); RAY_ADDRESS, when set, is honoured.
+            ray.init(include_dashboard=False, logging_level=logging.ERROR)
+            _started_here = True
 
 
 def shutdown_ray() -> None:
     """Shut down the local Ray that aioconc started; a connection made by the user stays."""
-    global _started_here
     if _started_here:
-        import ray
+        on_engine_thread(_disconnect)
 
-        ray.shutdown()
-        _started_here = False
+
+def _disconnect() -> None:
+    global _started_here
+    import ray
+
+    ray.shutdown()
+    _started_here = False
 
 
 # ---------------------------------------------------------------------------
@@ -149,11 +163,6 @@ class RayWorker(RefCalls):
     """One worker as one Ray actor (see the module docstring)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        if _is_pydantic_model(spec.cls):
-            raise ValueError(
-                f"{spec.cls.__name__} is a pydantic model: pydantic-model workers are not "
-                "supported in ray mode; use a plain class or a dataclass"
-            )
         ray = ensure_ray()
         super().__init__(ray, spec.name, spec.options.unwrap_futures)
         host = hosted(ray, spec.cls)
@@ -179,7 +188,19 @@ class RayWorker(RefCalls):
         self._seq = itertools.count()
         self._ordered = host.ordered
         self._killed = False
+        self._start_timeout: float | None = spec.extra.get("start_timeout")
+        self._asked = _asked_resources(options)
+        self._start_timer: asyncio.TimerHandle | None = None
         self._actor.ready.remote().future().add_done_callback(on_ray_thread(self._on_ready))
+        self._actor_error: type[BaseException] = ray.exceptions.RayActorError
+        self._actor_id = _actor_id_of(self._actor)
+        # An actor Ray restarts is not dead when a call fails: no watch then.
+        self._watched = not options.get("max_restarts")
+        if self._watched:
+            watch = self._actor.watch.remote().future()
+            watch.add_done_callback(on_ray_thread(self._on_watch_ended))
+        if self._start_timeout is not None:
+            inbox_for(background_loop()).post(self._arm_start_timer)
 
     def _remote(self, call: Call) -> Any:
         if self._codec is not None:
@@ -216,11 +237,18 @@ class RayWorker(RefCalls):
         return functools.partial(self._actor.call.remote, method)
 
     def _on_ready(self, done: Any) -> None:
+        if self._start_timer is not None:
+            inbox_for(background_loop()).post(self._start_timer.cancel)
         exc = done.exception()
         if exc is None:
             self.ready._set_result(None)
             return
-        error = map_error(exc, self._name)
+        self._fail_start(map_error(exc, self._name))
+
+    def _fail_start(self, error: BaseException) -> None:
+        if self.ready.done():
+            return
+        self._dead = error  # later calls fail with it too (a pool retries them elsewhere)
         self.ready._set_exception(error)
         # Calls submitted meanwhile fail with __init__'s error, not the kill's.
         for fut in self._pending.copy():
@@ -228,6 +256,65 @@ class RayWorker(RefCalls):
         self._closing = True
         self._kill()
         self.closed._set_result(None)
+
+    # -- start timeout and death watch -----------------------------------------
+
+    def _arm_start_timer(self) -> None:
+        # On the background loop: a timer, not a thread, per starting worker.
+        if not self.ready.done() and self._start_timeout is not None:
+            loop = background_loop()
+            self._start_timer = loop.call_later(self._start_timeout, self._start_timed_out)
+
+    def _start_timed_out(self) -> None:
+        if self.ready.done():
+            return
+        ray = ensure_ray()
+        try:
+            total, free = ray.cluster_resources(), ray.available_resources()
+        except Exception as exc:  # the cluster is unreachable: say that instead
+            total = free = {"unknown": str(exc)}
+        self._fail_start(
+            WorkerStartError(
+                f"worker {self._name} did not start within {self._start_timeout} s "
+                f"(start_timeout): its Ray actor asks for {_show(self._asked)}; the cluster "
+                f"has {_show(total)} in all, {_show(free)} available.  Ask for resources a "
+                "node has, add such a node, or pass start_timeout=None to wait for an "
+                "autoscaler."
+            )
+        )
+
+    def _on_watch_ended(self, done: Any) -> None:
+        # The watch call never returns: it ends when the actor dies.
+        exc = done.exception()
+        error = map_error(exc, self._name) if exc is not None else None
+        if not isinstance(error, WorkerCrashedError):
+            error = WorkerCrashedError(
+                f"the Ray actor of worker {self._name} ended: {exc}", worker=self._name
+            )
+        self._died(error)
+
+    def _call_failed(self, exc: BaseException, error: BaseException) -> None:
+        # A call that Ray failed because the actor is gone is news of its death
+        # as good as the watch's (whichever comes first).
+        if not self._watched or not isinstance(exc, self._actor_error):
+            return
+        # Not an upstream actor's death: Ray's error of a failed argument (a
+        # RayTaskError made an instance of its cause) names another actor.
+        if self._actor_id is not None and getattr(exc, "actor_id", None) == self._actor_id:
+            self._died(error)
+
+    def _died(self, error: BaseException) -> None:
+        # Our own kill (stop, a failed start) is not a death to report.
+        if self._killed or self._dead is not None or not self.ready.done():
+            return
+        if self.ready._exception is not None:
+            return
+        self._dead = error
+        for fut in self._pending.copy():
+            fut._set_exception(error)
+        self._closing = True
+        self._kill()  # what it held of shared limits is given back
+        self.closed._set_result(None)  # a pool replaces it
 
     def _drained(self) -> None:
         # Graceful end: the instance's stop() hook runs in the actor, then the actor goes.
@@ -273,12 +360,27 @@ class RayWorker(RefCalls):
             log.debug("ray.kill of worker %s: %s", self._name, exc)
 
 
-def _is_pydantic_model(cls: type[Any]) -> bool:
-    try:
-        import pydantic
-    except ImportError:  # pragma: no cover - pydantic is a dependency
-        return False
-    return isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
+def _actor_id_of(actor: Any) -> str | None:
+    # What Ray's RayActorError.actor_id holds; None where a handle lacks it.
+    ident: Any = getattr(actor, "_actor_id", None)
+    return str(ident.hex()) if hasattr(ident, "hex") else None
+
+
+def _asked_resources(options: dict[str, Any]) -> dict[str, Any]:
+    # What placing the actor needs: Ray places an actor on 1 CPU unless told.
+    asked: dict[str, Any] = {"CPU": options.get("num_cpus", 1)}
+    if options.get("num_gpus"):
+        asked["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        asked["memory"] = options["memory"]
+    asked.update(options.get("resources") or {})
+    if options.get("scheduling_strategy") is not None:
+        asked["scheduling_strategy"] = options["scheduling_strategy"]
+    return asked
+
+
+def _show(resources: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(resources.items())) + "}"
 
 
 # ---------------------------------------------------------------------------
@@ -354,8 +456,7 @@ class RayBackend:
     capabilities = RefCalls.capabilities
 
     def start(self, spec: WorkerSpec) -> RayWorker:
-        """Start one actor; raises ``ImportError`` without Ray, ``ValueError`` for a
-        pydantic-model class."""
+        """Start one actor; raises ``ImportError`` without Ray."""
         return RayWorker(spec)
 
     def start_tasks(self, spec: WorkerSpec) -> RayTaskRunner:

@@ -18,6 +18,10 @@ there for any other name.
   call carries its submission number and starts only after its predecessor
   started.
 
+Every actor also serves ``watch()``, a call that never returns: the driver
+keeps one pending per worker and learns of the actor's death (killed, out of
+memory, node lost) the moment Ray fails it.
+
 This module is imported in the actor processes too; it imports nothing of Ray.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import traceback
 import weakref
 from collections.abc import Callable
@@ -35,6 +40,7 @@ from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
 
 __all__ = [
     "ENTRY_PREFIX",
+    "WATCH_GROUP",
     "Hosted",
     "entry_names",
     "has_async_methods",
@@ -46,7 +52,7 @@ __all__ = [
 ]
 
 # Entry points are named ENTRY_PREFIX + the method's name: never one of the
-# host's own methods (call, coded, ready, close, skip) nor one of Ray's (_ray_*, __ray_*__).
+# host's own methods (call, coded, ready, watch, close, skip) nor one of Ray's (_ray_*, __ray_*__).
 ENTRY_PREFIX = "m_"
 
 
@@ -63,7 +69,13 @@ class _Raised(Exception):
 
 
 class _SyncHost:
-    """The actor of a class without ``async def`` methods: one call at a time, in order."""
+    """The actor of a class without ``async def`` methods: one call at a time, in order.
+
+    Its :meth:`watch` runs in a concurrency group of its own (see :func:`hosted`),
+    so Ray runs every other call on one thread of its own; the instance is built
+    by the first call (``ready``) on that thread, so that it lives on the thread
+    that runs its methods (thread-bound resources made in ``__init__`` work).
+    """
 
     def __init__(
         self,
@@ -74,16 +86,28 @@ class _SyncHost:
     ) -> None:
         self._error: BaseException | None = None
         self._instance: Any = None
-        try:
-            self._instance = construct(cls, args, kwargs, limits)
-        except BaseException as exc:  # reported by ready(), so the driver sees its type
-            self._error = exc
+        self._parts: tuple[Any, ...] | None = (cls, args, kwargs, limits)
+
+    def _build(self) -> None:
+        parts, self._parts = self._parts, None
+        if parts is not None:
+            try:
+                self._instance = construct(*parts)
+            except BaseException as exc:  # reported by ready(), so the driver sees its type
+                self._error = exc
 
     def ready(self) -> None:
+        self._build()
         if self._error is not None:
             _raise(self._error)
 
+    def watch(self) -> None:
+        """Never returns: the driver learns of the actor's death when this call fails."""
+        threading.Event().wait()
+
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        if self._parts is not None:  # the first call after a restart by Ray
+            self._build()
         if self._error is not None:
             _raise(self._error)
         try:
@@ -95,6 +119,7 @@ class _SyncHost:
         return result
 
     def close(self) -> None:
+        self._build()
         hook = getattr(self._instance, "stop", None)
         if self._error is None and callable(hook):
             result = hook()
@@ -137,6 +162,21 @@ class _AsyncHost(_SyncHost):
     """
 
     _ORDER_WAIT = 10.0
+
+    def __init__(
+        self,
+        cls: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limits: Any = None,
+    ) -> None:
+        # Built at once, outside the actor's event loop (an __init__ may run one).
+        super().__init__(cls, args, kwargs, limits)
+        self._build()
+
+    async def watch(self) -> None:  # type: ignore[override]
+        """Never returns (see :meth:`_SyncHost.watch`); holds no thread."""
+        await asyncio.Event().wait()
 
     async def call(self, method: str, seq: int, /, *args: Any, **kwargs: Any) -> Any:
         if self._error is not None:
@@ -290,14 +330,30 @@ class Hosted(NamedTuple):
 _hosted: weakref.WeakKeyDictionary[type[Any], Hosted] = weakref.WeakKeyDictionary()
 
 
+WATCH_GROUP = "aioconc_watch"
+"""The concurrency group of a plain actor's ``watch`` (one thread, never busy otherwise)."""
+
+
 def hosted(ray: Any, cls: type[Any]) -> Hosted:
     """The Ray ``ActorClass`` hosting instances of ``cls`` (made once per class)."""
     hosted = _hosted.get(cls)
     if hosted is None:
         host = host_class(cls)
-        hosted = Hosted(ray.remote(host), entry_names(cls), issubclass(host, _AsyncHost))
+        ordered = issubclass(host, _AsyncHost)
+        if ordered:
+            actor_class = ray.remote(host)
+        else:
+            # The watch gets a thread of its own; every other call keeps Ray's
+            # one-at-a-time, in-order execution in the default group.
+            setattr(host, "watch", ray.method(concurrency_group=WATCH_GROUP)(_sync_watch))  # noqa: B010
+            actor_class = ray.remote(concurrency_groups={WATCH_GROUP: 1})(host)
+        hosted = Hosted(actor_class, entry_names(cls), ordered)
         _hosted[cls] = hosted
     return hosted
+
+
+def _sync_watch(self: _SyncHost) -> None:
+    _SyncHost.watch(self)
 
 
 # ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import sys
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -150,7 +151,11 @@ class RefCalls:
     """What the worker and the task runner share: pending refs, completion, closing."""
 
     capabilities = Capabilities(
-        needs_pickling=True, shares_memory=False, unwraps_futures=True, scales_out=True
+        needs_pickling=True,
+        shares_memory=False,
+        unwraps_futures=True,
+        scales_out=True,
+        bounds_start=True,
     )
 
     def __init__(self, ray: Any, name: str, unwrap: bool) -> None:
@@ -163,6 +168,7 @@ class RefCalls:
         # encoded, and each outcome comes back as bytes in that format.
         self._codec: CallCodec | None = None
         self._closing = False
+        self._dead: BaseException | None = None  # why every later call fails (actor died)
         self._drain_begun = False
         self._lock = threading.Lock()
         # What a ref's completion callback gets when the call failed: a RayError
@@ -170,6 +176,9 @@ class RefCalls:
         # any exception (a lost connection too).
         client = ray.util.client.ray.is_connected()
         self._failed: type[BaseException] = Exception if client else ray.exceptions.RayError
+        self._ray = ray
+        self._timed_out: type[BaseException] = ray.exceptions.GetTimeoutError
+        self._waiter = _RefWait(self)  # every pending future's _inner
 
     @property
     def home(self) -> asyncio.AbstractEventLoop | None:
@@ -192,7 +201,10 @@ class RefCalls:
             return
         fut = call.future
         if self._closing:
-            fut._set_cancelled()
+            if self._dead is not None:
+                fut._set_exception(self._dead)
+            else:
+                fut._set_cancelled()
             return
         if not fut._start():
             return  # cancelled before it was submitted: never runs
@@ -203,6 +215,7 @@ class RefCalls:
             return
         self._pending[fut] = ref
         _refs[fut] = ref
+        fut._inner = self._waiter
         # Ray hands the value (or the RayError the call failed with) to this
         # callback on its own thread.  ref.future() would first wrap it in a
         # concurrent.futures.Future: about a third of the driver's cost per call.
@@ -224,6 +237,30 @@ class RefCalls:
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
 
+    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+        """Finish ``fut`` in this thread, which is about to block in its ``result()``.
+
+        One ``ray.get`` of its ref, as a raw caller would: Ray wakes this thread
+        itself, rather than its callback thread waking this one, a hop that
+        costs a round trip about as much as the call.  Returns without
+        finishing it at the deadline or on Ray's callback thread.
+        """
+        ref = self._pending.get(fut)
+        if ref is None or getattr(in_callback, "active", False):
+            return
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            value = self._ray.get(ref, timeout=timeout)
+        except self._timed_out:
+            return
+        except self._failed as exc:
+            self._complete(fut, exc)
+            return
+        self._complete(fut, value)
+
+    def _call_failed(self, exc: BaseException, error: BaseException) -> None:
+        """A call failed with Ray's ``exc`` (mapped to ``error``); on Ray's thread."""
+
     def _complete(self, fut: Future[Any], value: Any) -> None:
         # Runs on Ray's callback thread (see in_callback); the flag is set here
         # rather than by a wrapper, to keep the per-call cost down.
@@ -236,6 +273,7 @@ class RefCalls:
                     exc = map_error(value, self._name)
                 finally:  # whatever happens, the call ends
                     fut._set_exception(exc)
+                self._call_failed(value, exc)
             else:
                 fut._set_result(value)
             if self._closing and not self._pending:
@@ -319,6 +357,25 @@ class RefCalls:
         self._closing = True
         self._cancel_pending()
         self.closed._set_result(None)
+
+
+class _RefWait:
+    """Every pending Ray-mode future's ``_inner``: a thread blocking in
+    ``result()`` fetches the value itself (see :meth:`RefCalls.wait_here`)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: RefCalls) -> None:
+        self.calls = calls
+
+    def done(self) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        return True  # nothing to stop here: the future decides, as without it
+
+    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+        self.calls.wait_here(fut, deadline)
 
 
 def ray_cancel(ref: Any) -> None:

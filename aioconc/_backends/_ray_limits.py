@@ -47,12 +47,14 @@ class _LimitActor:
         self._abandoned: dict[str, float] = {}
         self._resources = {limit.key for limit in limits if isinstance(limit, ResourceLimit)}
         self._held: dict[str, collections.Counter[str]] = {}  # client -> units held
+        # Clients forgotten (their actor died): what they still send is stale.
+        self._gone: set[str] = set()
 
     async def try_acquire(self, client: str, amounts: dict[str, float]) -> bool:
         taken = self._engine.try_acquire(amounts)
         if taken:
             self._hold(client, amounts, +1)
-        return taken
+        return taken and self._keep(client, amounts)
 
     async def acquire(
         self, client: str, ident: str, amounts: dict[str, float], timeout: float | None
@@ -61,6 +63,8 @@ class _LimitActor:
         granted = await self._acquire(ident, amounts, timeout)
         if granted[0]:
             self._hold(client, amounts, +1)
+            if not self._keep(client, amounts):
+                return (False, "the worker is gone")
         return granted
 
     async def _acquire(
@@ -94,12 +98,23 @@ class _LimitActor:
         }
         self._abandoned[ident] = now
 
+    def _keep(self, client: str, amounts: dict[str, float]) -> bool:
+        # A grant to a client already forgotten would never be given back.
+        if client not in self._gone:
+            return True
+        self._held.pop(client, None)
+        self._engine.release(amounts, dict.fromkeys(amounts, 0))
+        return False
+
     async def release(self, client: str, amounts: dict[str, float], used: dict[str, float]) -> None:
+        if client in self._gone:  # sent before it died, and already given back by forget
+            return
         self._hold(client, amounts, -1)
         self._engine.release(amounts, used)
 
     async def forget(self, client: str) -> None:
         """``client`` is gone: give back the resources it still held."""
+        self._gone.add(client)
         held = self._held.pop(client, None)
         units = {key: amount for key, amount in (held or {}).items() if amount > 0}
         if units:
@@ -191,11 +206,29 @@ def export(limit_set: LimitSet, client: str) -> tuple[Any, ...]:
         actor = _actors.get(limit_set)
         if actor is None:
             # No CPU: it must not take a slot a worker needs; many waiters at once.
-            remote = ray.remote(_LimitActor).options(num_cpus=0, max_concurrency=100_000)
+            # On the driver's node: the state lives as long as the driver can use
+            # it, whichever worker node is lost.
+            remote = ray.remote(_LimitActor).options(
+                num_cpus=0, max_concurrency=100_000, **_on_this_node(ray)
+            )
             actor = _actors[limit_set] = remote.remote(limit_set.limits)
             limit_set._backend = RayLimitClient(actor, "driver")
         _clients.setdefault(client, []).append(actor)
     return (ray_limit_set, (actor, client, limit_set.limits, limit_set.config))
+
+
+def _on_this_node(ray: Any) -> dict[str, Any]:
+    # It asks for nothing, so the driver's node can always take it.  Through
+    # Ray Client the driver is on no node of the cluster: Ray chooses.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        here = ray.get_runtime_context().get_node_id()
+    except Exception:
+        return {}
+    if not here:
+        return {}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=False)}
 
 
 def forget(client: str) -> None:

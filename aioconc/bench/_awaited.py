@@ -52,9 +52,11 @@ AwaitedSetup = Callable[[], contextlib.AbstractAsyncContextManager[Callable[[int
 
 
 @contextlib.asynccontextmanager
-async def aioconc_awaited(mode: str, method: str) -> AsyncIterator[Callable[[int], Any]]:
-    """An aioconc worker of ``mode``, made with ``async with``; calls ``method``."""
-    async with _AioconcBench.options(mode=mode).init() as w:
+async def aioconc_awaited(
+    mode: str, method: str, **options: Any
+) -> AsyncIterator[Callable[[int], Any]]:
+    """An aioconc worker of ``mode`` and ``options``, in ``async with``; calls ``method``."""
+    async with _AioconcBench.options(mode=mode, **options).init() as w:
         yield lambda i: getattr(w, method)(i)
 
 

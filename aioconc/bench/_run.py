@@ -58,6 +58,7 @@ from ._subjects import (
     _ConcurryBench,
     _direct_subject,
     _pipe_subject,
+    _ray_subject,
     _rct_subject,
     _tpe_subject,
     _worker_subject,
@@ -100,6 +101,7 @@ class ModeEntry:
     cpu_method: str | None = None
     concurry_mode: str | None = None
     concurry_share: float = 1.0  # of BenchConfig.concurry_n: concurry's slow modes get fewer
+    options: Mapping[str, Any] = field(default_factory=dict)  # aioconc's worker options
     targets: Mapping[str, Target] = field(default_factory=dict)
 
 
@@ -171,14 +173,20 @@ MODES: tuple[ModeEntry, ...] = (
             "cpu/-": CPU_TARGET,
         },
     ),
-    # Only when asked for (--modes ray): it starts a local Ray.  Its other
-    # figures are benchmarks/bench_ray.py's.
+    # Only when asked for (--modes ray): it starts a local Ray.
     ModeEntry(
         "ray",
         method="ping",
-        raw=None,
+        raw=_ray_subject,
+        raw_awaited=(RAY, ray_remote),
         in_coroutines=((RAY, ray_remote),),
-        targets={f"in coroutines/{RAY}": Target(">=", 0.8)},
+        # Every call in flight, as on the raw actor (the default keeps 3 per worker).
+        options={"max_queued_tasks": None},
+        targets={
+            "burst/raw": Target(">=", 0.8),
+            "awaited/raw": Target(">=", 0.8),
+            f"in coroutines/{RAY}": Target(">=", 0.8),
+        },
         default=False,
     ),
 )
@@ -222,7 +230,9 @@ def _burst(subject: Subject, call: Caller, n: int) -> float:
     resolve = subject.resolve
     t0 = time.perf_counter()
     futures = [call(i) for i in range(n)]
-    if resolve is not None:
+    if subject.resolve_all is not None:
+        subject.resolve_all(futures)
+    elif resolve is not None:
         for f in futures:
             resolve(f)
     return time.perf_counter() - t0
@@ -364,7 +374,7 @@ def _rows_for(
 def _measure_mode(
     entry: ModeEntry, cfg: BenchConfig, log: Callable[[str], None], skipped: list[str]
 ) -> list[Row]:
-    ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method)
+    ours = _worker_subject("aioconc", _AioconcBench, entry.mode, entry.method, **entry.options)
     try:
         ours.stop(ours.start())
     except UNAVAILABLE as exc:
@@ -372,7 +382,7 @@ def _measure_mode(
         log(skipped[-1])
         return []
     rows = [] if entry.raw is None else _outside_a_loop(entry, ours, cfg, log)
-    setup = functools.partial(aioconc_awaited, entry.mode, entry.method)
+    setup = functools.partial(aioconc_awaited, entry.mode, entry.method, **entry.options)
     if entry.raw_awaited is not None:
         label, raw_setup = entry.raw_awaited
         log(f"{entry.mode}: awaited, against {label}")

@@ -68,13 +68,16 @@ class Subject:
     caller: Callable[[Handle], Caller]
     stop: Callable[[Handle], None]
     resolve: Callable[[Any], Any] | None = _result
+    # Collects a whole burst at once, where the raw primitive has a way (ray.get
+    # of the list); None: the burst is collected one ``resolve`` at a time.
+    resolve_all: Callable[[list[Any]], Any] | None = None
 
 
-def _worker_subject(label: str, cls: Any, mode: str, method: str) -> Subject:
-    """A subject for a concurry-style worker class: ``cls.options(mode=...).init()``."""
+def _worker_subject(label: str, cls: Any, mode: str, method: str, **options: Any) -> Subject:
+    """A subject for a concurry-style worker class: ``cls.options(mode=..., **options).init()``."""
 
     def start() -> Handle:
-        return cls.options(mode=mode).init()
+        return cls.options(mode=mode, **options).init()
 
     def caller(w: Handle) -> Caller:
         return lambda i: getattr(w, method)(i)
@@ -201,4 +204,30 @@ def _pipe_subject() -> Subject:
         start=_PipeClient,
         caller=lambda client: lambda i: client.call(i),
         stop=lambda client: client.close(),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Ray: a raw actor of the same class
+# ---------------------------------------------------------------------------
+
+
+def _ray_subject() -> Subject:
+    """The raw primitive of ray mode: ``ray.remote(cls)``, a burst collected by one ``ray.get``."""
+    from ._backends._ray import ensure_ray
+
+    ray = ensure_ray()
+
+    def start() -> Handle:
+        actor = ray.remote(_Calls).remote()
+        ray.get(actor.ping.remote(0))  # placed and started, as init() waits for
+        return actor
+
+    return Subject(
+        "ray actor",
+        start=start,
+        caller=lambda actor: lambda i: actor.ping.remote(i),
+        stop=lambda actor: ray.kill(actor),
+        resolve=ray.get,
+        resolve_all=ray.get,
     )

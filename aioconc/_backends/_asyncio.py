@@ -26,7 +26,7 @@ from typing import Any
 from .._call import Call
 from .._future import Future
 from .._runtime import home_loop, inbox_for, running_loop
-from ..middleware._internal_retry import direct
+from ..middleware._internal_retry import unwrapped_method
 from ._base import Capabilities, ClassBackend, WorkerSpec, construct, internal_retries
 from ._eager import EagerStarter
 from ._thread import SerialThread
@@ -140,7 +140,7 @@ class AsyncioWorker:
             fut._set_cancelled()
             return
         try:
-            method = direct(self._instance, call.method)
+            method = unwrapped_method(self._instance, call.method)
         except AttributeError as exc:
             fut._set_exception(exc)
             return

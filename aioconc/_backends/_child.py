@@ -243,7 +243,7 @@ class _Child(Channel):
             if method is None:
                 method = getattr(self.instance, name)
                 # The plain method, not an internal-retry wrapper: the parent retries.
-                method = self.methods[name] = getattr(method, "__aioconc_direct__", method)
+                method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
             result = method(*args, **kwargs)
             if hasattr(result, "__await__"):
                 result = self.run_awaitable(result)

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ..middleware._internal_retry import direct
+from ..middleware._internal_retry import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,
@@ -87,7 +87,7 @@ class SyncWorker:
             fut._set_exception(self.ready._exception)
             return None
         try:
-            method = direct(self._instance, call.method)
+            method = unwrapped_method(self._instance, call.method)
         except AttributeError as exc:
             fut._set_exception(exc)
             return None

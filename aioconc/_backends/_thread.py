@@ -24,7 +24,7 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ..middleware._internal_retry import direct
+from ..middleware._internal_retry import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,
@@ -136,7 +136,7 @@ class SerialThread:
         try:
             method = self._methods.get(call.method)
             if method is None:
-                method = self._methods[call.method] = direct(target, call.method)
+                method = self._methods[call.method] = unwrapped_method(target, call.method)
             # In the caller's context (a copy), as asyncio.to_thread runs its function.
             result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call

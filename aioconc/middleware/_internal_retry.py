@@ -8,10 +8,10 @@ code written for it relies on a failed validation ending in
 ``asyncio.gather``).  So each method with a retry policy gets a per-instance
 wrapper, installed when the instance is built::
 
-    handle.m(x) ──► retry stage ──► backend ──► direct(instance, "m") = the plain method
+    handle.m(x) ──► retry stage ──► backend ──► unwrapped_method(instance, "m")
     self.m(x)  (inside a method)  ──────────►  instance.m = wrapper: attempts + validation
 
-The backend looks the method up with :func:`direct`, which skips the wrapper, so
+The backend looks the method up with :func:`unwrapped_method`, which skips the wrapper, so
 a handle call is retried once, by the stage.  The wrapper's backoff waits where
 the method runs (the retry stage's replaceable ``sleep`` for ``async def``,
 ``time.sleep`` otherwise): an internal call is part of the running call.
@@ -36,9 +36,9 @@ from ._retry import _backoff, _policy
 if TYPE_CHECKING:
     from .._options import Options
 
-__all__ = ["direct", "install", "policies"]
+__all__ = ["install", "policies", "unwrapped_method"]
 
-_DIRECT = "__aioconc_direct__"
+_UNWRAPPED = "__aioconc_unwrapped__"
 _REJECTED = object()
 
 
@@ -69,10 +69,10 @@ def install(instance: Any, configs: Mapping[str, RetryConfig] | None) -> None:
             object.__setattr__(instance, name, wrapper)
 
 
-def direct(instance: Any, name: str) -> Any:
+def unwrapped_method(instance: Any, name: str) -> Any:
     """``getattr(instance, name)``, skipping an internal-retry wrapper (for backends)."""
     method = getattr(instance, name)
-    return getattr(method, _DIRECT, method)
+    return getattr(method, _UNWRAPPED, method)
 
 
 def _wrap(
@@ -111,7 +111,7 @@ def _wrap(
             return retrying(attempts.run_sync, method)
 
         wrapper = run_sync
-    setattr(wrapper, _DIRECT, method)
+    setattr(wrapper, _UNWRAPPED, method)
     return wrapper
 
 

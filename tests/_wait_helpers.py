@@ -16,6 +16,7 @@ cancelled and the workers stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,6 +41,24 @@ def _finish(
         future._set_result(value)
 
 
+async def _gate_opened(gate: Any, delay: float) -> None:
+    """Wait for ``gate`` (or ``delay``) in a daemon thread of its own.
+
+    Not asyncio.to_thread: the test's loop would join that executor thread when
+    the test ends, before teardown opens the gate, and so wait out ``delay``.
+    """
+    loop = asyncio.get_running_loop()
+    opened = loop.create_future()
+
+    def wait() -> None:
+        gate.wait(delay)
+        with contextlib.suppress(RuntimeError):  # the test's loop has closed meanwhile
+            loop.call_soon_threadsafe(lambda: opened.done() or opened.set_result(None))
+
+    threading.Thread(target=wait, daemon=True).start()
+    await opened
+
+
 class Producer(Worker):
     def __init__(self, gate: threading.Event) -> None:
         self.gate = gate
@@ -53,7 +72,7 @@ class Producer(Worker):
 
     async def aproduce(self, value: Any, exc: BaseException | None, delay: float) -> Any:
         if delay:
-            await asyncio.to_thread(self.gate.wait, delay)
+            await _gate_opened(self.gate, delay)
         if exc is not None:
             raise exc
         return value

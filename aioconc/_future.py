@@ -427,7 +427,7 @@ class Future(Generic[T]):
             callbacks, self._callbacks = self._callbacks, None
             stats = self._stats
             if stats is not None:
-                stats.finished(self, True)
+                stats.succeeded(self)
         if callbacks:
             self._run_callbacks(callbacks)
 

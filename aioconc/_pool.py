@@ -267,7 +267,7 @@ class PoolHandle(ResolvedOptions):
             index = self._balancer.pick(self._active, self._total, self._full)
             self._active[index] += 1
             self._total[index] += 1
-            self._worker_stats[index].submitted += 1
+            self._worker_stats[index].count_in()
             return index, self._workers[index]
 
     def _finished(self, index: int) -> Callable[[Future[Any]], None]:

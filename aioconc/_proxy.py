@@ -68,7 +68,8 @@ class BoundMethod:
         if handle._stopped:
             raise WorkerStoppedError(stopped_message(handle))
         fut: Future[Any] = handle._new_future(priority=self._priority, worker=handle._name)
-        handle._stats.submit(fut)
+        fut._stats = stats = handle._stats  # the call counts itself out when it ends
+        next(stats._submitted)
         call = Call(self._name, args, kwargs, fut, self._timeout)
         dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
         if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):

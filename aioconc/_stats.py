@@ -8,7 +8,7 @@ submission to completion, kept for the most recent ``WINDOW`` calls.
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -49,22 +49,39 @@ class CallStatistics:
 class CallStats:
     """The live counters behind :class:`CallStatistics` (one per handle)."""
 
-    __slots__ = ("_latencies", "_lock", "cancelled", "completed", "failed", "retried", "submitted")
+    __slots__ = ("_latencies", "_submitted", "cancelled", "completed", "failed", "retried")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.submitted = 0
+        # Calls are counted in by next() on an itertools.count: atomic, so any
+        # thread may count one in without a lock (the hot path of every call).
+        self._submitted = itertools.count()
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
         self.retried = 0
         self._latencies: deque[float] = deque(maxlen=WINDOW)
 
+    @property
+    def submitted(self) -> int:
+        """How many calls were counted in."""
+        # An itertools.count's repr is "count(N)", N the next value: the count.
+        return int(repr(self._submitted)[6:-1])
+
     def submit(self, future: Any) -> None:
         """Count a new call and make ``future`` report its end here."""
         future._stats = self
-        with self._lock:
-            self.submitted += 1
+        next(self._submitted)
+
+    def count_in(self) -> None:
+        """Count a call in whose future reports elsewhere (a pool's worker slot)."""
+        next(self._submitted)
+
+    def succeeded(self, future: Any) -> None:
+        """``finished(future, True)``, the path of most calls, under the futures' lock."""
+        self.completed += 1
+        if future.attempts > 1:
+            self.retried += future.attempts - 1
+        self._latencies.append(future.completed_at - future.submitted_at)
 
     def finished(self, future: Any, ok: bool | None) -> None:
         """Called by a finishing future (``ok`` None: cancelled), under the futures' lock."""
@@ -89,7 +106,8 @@ class CallStats:
         """The statistics now.  Of the unfinished calls, ``in_flight`` are with a
         worker (or else ``queued`` are held back): the rest are the other kind."""
         latencies = sorted(self._latencies)
-        pending = max(0, self.unfinished)
+        submitted = self.submitted
+        pending = max(0, submitted - self.completed - self.failed - self.cancelled)
         if in_flight is not None:
             in_flight = min(max(0, in_flight), pending)
             queued = pending - in_flight
@@ -97,7 +115,7 @@ class CallStats:
             queued = min(max(0, queued or 0), pending)
             in_flight = pending - queued
         return CallStatistics(
-            submitted=self.submitted,
+            submitted=submitted,
             in_flight=in_flight,
             queued=queued,
             completed=self.completed,

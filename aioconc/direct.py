@@ -38,6 +38,7 @@ from ._backends import get_backend
 from ._future import Future
 from ._options import _force_sync, validate_options
 from ._runtime import background_loop, run_on, running_loop
+from ._stats import CallStatistics
 from .task import TaskWorker
 
 __all__ = ["DirectFunction", "direct"]
@@ -136,10 +137,10 @@ class DirectFunction(Generic[P, R]):
         if handle is not None:
             await handle.astop(timeout)
 
-    def statistics(self) -> Any:
+    def statistics(self) -> CallStatistics | None:
         """The running handle's statistics (``None`` before the first call)."""
         handle = self._handle
-        return None if handle is None else handle.statistics()
+        return None if handle is None else cast(CallStatistics, handle.statistics())
 
     def __enter__(self) -> DirectFunction[P, R]:
         return self

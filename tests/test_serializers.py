@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,10 @@ class Store(Worker):
         self.prefix = prefix
 
     def echo(self, value: Any) -> Any:
+        return value
+
+    def slow_echo(self, value: Any) -> Any:
+        time.sleep(0.3)  # the caller is blocked in result() before the value exists
         return value
 
     def restock(self, item: Item, extra: list[Item] | None = None) -> Item:
@@ -65,6 +70,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[Any]:
 def test_plain_values_round_trip(store: Any) -> None:
     value = {"a": [1, 2.5, "s", None, True], "b": {"c": []}}
     assert store.echo(value).result() == value
+
+
+def test_a_caller_blocked_in_result_gets_the_decoded_value(store: Any) -> None:
+    assert store.slow_echo({"k": [1, 2]}).result(30) == {"k": [1, 2]}
 
 
 def test_tuples_arrive_as_lists(store: Any) -> None:

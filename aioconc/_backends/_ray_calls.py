@@ -215,14 +215,15 @@ class RefCalls:
             return
         self._pending[fut] = ref
         _refs[fut] = ref
-        fut._inner = self._waiter
+        coded = self._codec is not None
+        if not coded:  # an encoded outcome is decoded by _complete_coded only
+            fut._inner = self._waiter
         # Ray hands the value (or the RayError the call failed with) to this
         # callback on its own thread.  ref.future() would first wrap it in a
         # concurrent.futures.Future: about a third of the driver's cost per call.
         # _on_completed is what ref.future() uses inside Ray; should a Ray
         # release drop it, the public route still works.
         on_completed = getattr(ref, "_on_completed", None)
-        coded = self._codec is not None
         if on_completed is not None:
             if coded:
                 on_completed(functools.partial(self._complete_coded, fut, call.method))

@@ -25,7 +25,15 @@ from typing import Any
 
 import cloudpickle
 
-from ._backends._codec import BOUND_CALLS, ERROR, OK, UNSERIALIZABLE, Codec, Signature
+from ._backends._codec import (
+    BOUND_CALLS,
+    ERROR,
+    OK,
+    UNSERIALIZABLE,
+    Codec,
+    Signature,
+    describe,
+)
 from ._backends._codec import rebuild_exception as _rebuild
 from ._exceptions import RemoteError, SerializationError
 
@@ -79,14 +87,6 @@ def unloadable_error(worker: str, exc: Exception) -> SerializationError:
     return err
 
 
-def _describe(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} object>"
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
 def _names(func: Any, count: int) -> list[str | None]:
     """The parameter names of the first ``count`` positional arguments, where known."""
     try:
@@ -135,13 +135,13 @@ def argument_error(
         if not fits(value):
             name = names[pos] if pos < len(names) else None
             label = f"argument {name!r} (position {pos})" if name else f"argument {pos}"
-            what = f"{label} = {_describe(value)} (type {type(value).__name__})"
+            what = f"{label} = {describe(value)} (type {type(value).__name__})"
             break
     else:
         for key, value in kwargs.items():
             if not fits(value):
                 kind = type(value).__name__
-                what = f"keyword argument {key!r} = {_describe(value)} (type {kind})"
+                what = f"keyword argument {key!r} = {describe(value)} (type {kind})"
                 break
     if what is None:
         what = "the call's arguments"

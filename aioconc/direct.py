@@ -31,7 +31,7 @@ import inspect
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ._backends import get_backend
@@ -201,7 +201,12 @@ class DirectFunction(Generic[P, R]):
         workers = getattr(self.handle, "max_workers", None) or 1
         return max(1, int(workers))
 
-    def _fan_out(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _parts_run(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Generator[Future[Any], Any, list[Any]]:
+        """The fan-out, written once for both callers: it yields the next part's
+        future to wait for and is sent its value (or thrown its exception);
+        it returns the parts' results in order."""
         parts = iter(self._parts(args, kwargs))
         limit = self._limit()
         running: deque[Future[Any]] = deque()
@@ -209,36 +214,46 @@ class DirectFunction(Generic[P, R]):
         try:
             for part in parts:
                 if len(running) >= limit:
-                    results.append(running.popleft().result())
+                    results.append((yield running.popleft()))
                 running.append(self._submit_part(part))
             while running:
-                results.append(running.popleft().result())
+                results.append((yield running.popleft()))
         except BaseException:
             for fut in running:  # parts not yet started never run
                 fut.cancel()
             raise
-        assert self._aggregate is not None
-        return self._aggregate(results)
+        return results
+
+    def _fan_out(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        run = self._parts_run(args, kwargs)
+        try:
+            fut = next(run)
+            while True:
+                try:
+                    value = fut.result()
+                except BaseException as exc:
+                    fut = run.throw(exc)
+                else:
+                    fut = run.send(value)
+        except StopIteration as done:
+            assert self._aggregate is not None
+            return self._aggregate(done.value)
 
     async def _afan_out(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        parts = iter(self._parts(args, kwargs))
-        limit = self._limit()
-        running: deque[Future[Any]] = deque()
-        results: list[Any] = []
+        run = self._parts_run(args, kwargs)
         try:
-            for part in parts:
-                if len(running) >= limit:
-                    results.append(await running.popleft())
-                running.append(self._submit_part(part))
-            while running:
-                results.append(await running.popleft())
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-        assert self._aggregate is not None
-        value = self._aggregate(results)
-        return await value if inspect.isawaitable(value) else value
+            fut = next(run)
+            while True:
+                try:
+                    value = await fut
+                except BaseException as exc:
+                    fut = run.throw(exc)
+                else:
+                    fut = run.send(value)
+        except StopIteration as done:
+            assert self._aggregate is not None
+            value = self._aggregate(done.value)
+            return await value if inspect.isawaitable(value) else value
 
     def __repr__(self) -> str:
         state = "idle" if self._handle is None else repr(self._handle)

@@ -35,6 +35,7 @@ __all__ = [
     "Codec",
     "Signature",
     "codec_for",
+    "describe",
     "encode_exception",
     "rebuild_exception",
 ]
@@ -95,7 +96,7 @@ class Codec:
             what = f"the return value of {method}()" if tag == OK else f"the result of {method}()"
             value = outcome[1] if len(outcome) > 1 else None
             message = (
-                f"{what} = {_describe(value)} (type {type(value).__name__}) could not be "
+                f"{what} = {describe(value)} (type {type(value).__name__}) could not be "
                 f"encoded by the {self.name} serializer: {exc}"
             )
             return self.dumps([UNSERIALIZABLE, message, ""])
@@ -132,7 +133,8 @@ def codec_for(name: str) -> Codec | None:
     return Codec()
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A short ``repr`` of ``value`` for error messages (never raises)."""
     try:
         text = repr(value)
     except Exception:

@@ -328,12 +328,17 @@ def test_stop_ends_a_wait_blocked_in_recv(gate: Any, entered: Any, blocked: Read
 
 
 def test_a_wait_on_a_socket_made_non_blocking_falls_back_to_poll(
-    handle: WorkerHandle, blocked: Readers
+    handle: WorkerHandle, gate: Any, blocked: Readers
 ) -> None:
     # uvloop makes the socket non-blocking while it watches it for writing.
     handle._worker._sock.setblocking(False)  # type: ignore[attr-defined]
-    assert handle.value("v").result() == "v"
-    assert blocked.idents  # it tried recv() first
+    fut = handle.wait_for(gate, "v")
+    # The result exists only once this thread is reading: the loop can't take it first.
+    opener = threading.Thread(target=lambda: blocked.entered.wait(30) and gate.set())
+    opener.start()
+    assert fut.result() == "v"
+    opener.join(30)
+    assert blocked.idents == [threading.get_ident()]  # it tried recv() first
 
 
 def test_a_wait_after_a_burst_that_filled_the_socket_reads_its_result(

@@ -19,7 +19,6 @@ the method runs (the retry stage's replaceable ``sleep`` for ``async def``,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
@@ -27,11 +26,10 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, stop_after_attempt
+from tenacity import AsyncRetrying, Retrying, stop_after_attempt
 
-from .._exceptions import RetryValidationError
-from .._retry_config import RetryConfig, should_retry, validate_result, wait_strategy
-from ._retry import _backoff, _policy
+from .._retry_config import RetryConfig, wait_strategy
+from ._retry import AttemptLog, _backoff, _policy
 
 if TYPE_CHECKING:
     from .._options import Options
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["install", "policies", "unwrapped_method"]
 
 _UNWRAPPED = "__aioconc_unwrapped__"
-_REJECTED = object()
 
 
 def policies(options: Options, methods: Collection[str]) -> dict[str, RetryConfig]:
@@ -115,79 +112,15 @@ def _wrap(
     return wrapper
 
 
-class _Attempts:
-    """One internal call's attempts: context, rejected results and reasons."""
+class _Attempts(AttemptLog):
+    """One internal call's attempts, each run right here in the worker."""
 
-    __slots__ = ("config", "context", "errors", "name", "number", "results", "started")
-
-    def __init__(
-        self,
-        name: str,
-        config: RetryConfig,
-        worker_class: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        self.name = name
-        self.config = config
-        self.number = 0
-        self.started = time.monotonic()
-        self.results: list[Any] = []
-        self.errors: list[str] = []
-        self.context: dict[str, Any] = {
-            "method_name": name,
-            "worker_class": worker_class,
-            "args": args,
-            "kwargs": kwargs,
-        }
-
-    def _next_context(self) -> dict[str, Any]:
-        self.number += 1
-        self.context = {
-            **self.context,
-            "attempt": self.number,
-            "elapsed_time": time.monotonic() - self.started,
-        }
-        return self.context
-
-    def _check(self, result: Any, context: dict[str, Any]) -> Any:
-        if self.config.retry_until is not None:
-            errors = validate_result(self.config, result, context)
-            if errors:
-                self.results.append(result)
-                self.errors.extend(errors)
-                return _REJECTED
-        return result
+    __slots__ = ()
 
     def run_sync(self, method: Callable[..., Any]) -> Any:
-        context = self._next_context()
-        return self._check(method(*context["args"], **context["kwargs"]), context)
+        context = self.begin()
+        return self.check(method(*context["args"], **context["kwargs"]), context)
 
     async def run_async(self, method: Callable[..., Any]) -> Any:
-        context = self._next_context()
-        return self._check(await method(*context["args"], **context["kwargs"]), context)
-
-    def retry(self, state: RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None:  # pragma: no cover - tenacity asks only after an attempt
-            return False
-        if not outcome.failed:
-            return outcome.result() is _REJECTED
-        exc = outcome.exception()
-        if exc is None or isinstance(exc, asyncio.CancelledError):
-            return False
-        return should_retry(self.config, exc, self.context)
-
-    def give_up(self, state: RetryCallState) -> Any:
-        outcome = state.outcome
-        if outcome is not None and outcome.failed:
-            return outcome.result()  # raises the attempt's own exception
-        last = self.errors[-1] if self.errors else "no result"
-        raise RetryValidationError(
-            f"Validation failed for method '{self.name}' after {self.number} attempts: "
-            f"retry_until rejected every result; last: {last}",
-            attempts=self.number,
-            all_results=self.results,
-            validation_errors=self.errors,
-            method_name=self.name,
-        )
+        context = self.begin()
+        return self.check(await method(*context["args"], **context["kwargs"]), context)

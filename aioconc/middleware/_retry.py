@@ -56,7 +56,7 @@ sleep: Sleep = asyncio.sleep
 Read at each wait, so tests can replace it (``monkeypatch.setattr``) to control time.
 """
 
-_REJECTED = object()  # what an attempt returns when retry_until rejected its result
+REJECTED = object()  # what an attempt returns when retry_until rejected its result
 
 
 class _Policy:
@@ -157,48 +157,55 @@ async def _backoff(seconds: float) -> None:
     await sleep(seconds)
 
 
-class _Attempts:
-    """The state of one call's attempts: its context, rejected results and reasons."""
+class AttemptLog:
+    """The state of one call's attempts: its context, rejected results and reasons.
 
-    __slots__ = ("call", "config", "context", "errors", "next", "number", "results", "started")
+    Shared by the retry stage (a handle's calls) and the internal retries of a
+    worker's calls to its own methods (``_internal_retry.py``); ``retry`` and
+    ``give_up`` are tenacity's predicate and its ``retry_error_callback``.
+    """
+
+    __slots__ = ("config", "context", "errors", "name", "number", "results", "started")
 
     def __init__(
-        self, next_: Handler, call: Call, config: RetryConfig, worker_class: str | None
+        self,
+        name: str,
+        config: RetryConfig,
+        worker_class: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
-        self.next = next_
-        self.call = call
+        self.name = name
         self.config = config
         self.number = 0
         self.started = time.monotonic()
         self.results: list[Any] = []
         self.errors: list[str] = []
         self.context: dict[str, Any] = {
-            "method_name": call.method,
+            "method_name": name,
             "worker_class": worker_class,
-            "args": call.args,
-            "kwargs": call.kwargs,
+            "args": args,
+            "kwargs": kwargs,
         }
 
-    async def run(self) -> Any:
-        """One attempt; returns ``_REJECTED`` when ``retry_until`` rejects the result."""
-        call = self.call
-        if call.future.cancelled():
-            # cancel() finishes the future at once and the task a loop turn
-            # later: never start an attempt in between.
-            raise asyncio.CancelledError
+    def begin(self) -> dict[str, Any]:
+        """Count one more attempt; the context its predicates and validators see."""
         self.number += 1
-        context = self.context = {
+        self.context = {
             **self.context,
             "attempt": self.number,
             "elapsed_time": time.monotonic() - self.started,
         }
-        result = await self.next(call)
+        return self.context
+
+    def check(self, result: Any, context: dict[str, Any]) -> Any:
+        """``result``, or ``REJECTED`` when ``retry_until`` rejects it (reasons kept)."""
         if self.config.retry_until is not None:
             errors = validate_result(self.config, result, context)
             if errors:
                 self.results.append(result)
                 self.errors.extend(errors)
-                return _REJECTED
+                return REJECTED
         return result
 
     def retry(self, state: RetryCallState) -> bool:
@@ -207,7 +214,7 @@ class _Attempts:
         if outcome is None:  # pragma: no cover - tenacity asks only after an attempt
             return False
         if not outcome.failed:
-            return outcome.result() is _REJECTED
+            return outcome.result() is REJECTED
         exc = outcome.exception()
         # Our CancelledError is also an Exception (concurrent.futures'), so
         # should_retry alone would let retry_on=[Exception] retry it.
@@ -220,13 +227,34 @@ class _Attempts:
         outcome = state.outcome
         if outcome is not None and outcome.failed:
             return outcome.result()  # raises the attempt's own exception
-        method = self.call.method
         last = self.errors[-1] if self.errors else "no result"
         raise RetryValidationError(
-            f"Validation failed for method '{method}' after {self.number} attempts: "
+            f"Validation failed for method '{self.name}' after {self.number} attempts: "
             f"retry_until rejected every result; last: {last}",
             attempts=self.number,
             all_results=self.results,
             validation_errors=self.errors,
-            method_name=method,
+            method_name=self.name,
         )
+
+
+class _Attempts(AttemptLog):
+    """A handle call's attempts, each handed on down the chain."""
+
+    __slots__ = ("call", "next")
+
+    def __init__(
+        self, next_: Handler, call: Call, config: RetryConfig, worker_class: str | None
+    ) -> None:
+        super().__init__(call.method, config, worker_class, call.args, call.kwargs)
+        self.next = next_
+        self.call = call
+
+    async def run(self) -> Any:
+        """One attempt; returns ``REJECTED`` when ``retry_until`` rejects the result."""
+        if self.call.future.cancelled():
+            # cancel() finishes the future at once and the task a loop turn
+            # later: never start an attempt in between.
+            raise asyncio.CancelledError
+        context = self.begin()
+        return self.check(await self.next(self.call), context)

@@ -55,27 +55,35 @@ class BoundMethod:
     per-call options.
     """
 
-    __slots__ = ("_handle", "_name", "_priority", "_timeout")
+    __slots__ = ("_handle", "_here", "_name", "_priority", "_timeout")
 
     def __init__(self, handle: Any, name: str, priority: int, timeout: float | None = None) -> None:
         self._handle = handle
         self._name = name
         self._priority = priority
         self._timeout = timeout
+        # The backend's own path for a call made where the worker lives, when it
+        # has one and nothing stands between (no chain, no per-call timeout).
+        self._here: StartHere | None = (
+            getattr(handle, "_start_here", None) if timeout is None else None
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
         if handle._stopped:
             raise WorkerStoppedError(stopped_message(handle))
-        fut: Future[Any] = handle._new_future(priority=self._priority, worker=handle._name)
+        fut: Future[Any] = handle._new_future(self._priority, handle._name)
         fut._stats = stats = handle._stats  # the call counts itself out when it ends
         next(stats._submitted)
-        call = Call(self._name, args, kwargs, fut, self._timeout)
-        dispatch = handle._dispatch if self._timeout is None else _timed_dispatch(handle)
+        timeout = self._timeout
         if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
-            defer(call, dispatch)  # starts once its input futures are done
+            dispatch = handle._dispatch if timeout is None else _timed_dispatch(handle)
+            defer(Call(self._name, args, kwargs, fut, timeout), dispatch)  # once inputs are done
         else:
-            dispatch(call)
+            here = self._here
+            if here is None or not here(self._name, args, kwargs, fut):
+                dispatch = handle._dispatch if timeout is None else _timed_dispatch(handle)
+                dispatch(Call(self._name, args, kwargs, fut, timeout))
         if handle._blocking:
             return fut.result()
         return fut
@@ -98,6 +106,9 @@ class BoundMethod:
 
 
 StopHook = Callable[[bool], "Future[None] | None"]
+StartHere = Callable[[str, tuple[Any, ...], dict[str, Any], Future[Any]], bool]
+"""A backend's ``start_here(method, args, kwargs, future)``: runs the call at once
+when made where the worker lives; False leaves it to ``dispatch``."""
 
 
 def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
@@ -222,8 +233,10 @@ class WorkerHandle(ResolvedOptions):
         # once they have all been handed to the backend).
         self._stop_hooks: list[StopHook] = []
         self._chain_loop: asyncio.AbstractEventLoop | None = None
+        self._start_here: StartHere | None = None
         if chain is None:
             self._dispatch: Callable[[Call], None] = worker.dispatch
+            self._start_here = getattr(worker, "start_here", None)
         else:
             loop = self._chain_loop = worker.home or _home_for_chain()
             runner = ChainRunner(chain, loop)

@@ -76,15 +76,10 @@ class CallStats:
         """Count a call in whose future reports elsewhere (a pool's worker slot)."""
         next(self._submitted)
 
-    def succeeded(self, future: Any) -> None:
-        """``finished(future, True)``, the path of most calls, under the futures' lock."""
-        self.completed += 1
-        if future.attempts > 1:
-            self.retried += future.attempts - 1
-        self._latencies.append(future.completed_at - future.submitted_at)
-
     def finished(self, future: Any, ok: bool | None) -> None:
-        """Called by a finishing future (``ok`` None: cancelled), under the futures' lock."""
+        """Called by a finishing future (``ok`` None: cancelled), under the futures' lock.
+
+        (``Future._set_result``, every successful call's path, does the same inline.)"""
         if ok is None:
             self.cancelled += 1
         elif ok:

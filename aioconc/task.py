@@ -117,7 +117,7 @@ def _send(
     if handle._stopped:
         raise WorkerStoppedError(stopped_message(handle))
     is_async = inspect.iscoroutinefunction(fn)
-    fut: Future[Any] = handle._new_future(priority=priority, worker=handle._name)
+    fut: Future[Any] = handle._new_future(priority, handle._name)
     handle._stats.submit(fut)
     if fn is handle._init_kwargs.get("fn"):
         call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)

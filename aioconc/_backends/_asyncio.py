@@ -60,7 +60,9 @@ class AsyncioWorker:
         # leaves a *done* future here, which closing skips.
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
         self._methods: dict[str, tuple[Any, bool]] = {}
-        self._eager = EagerStarter(self._loop, self._ended)
+        self._eager = EagerStarter(self._loop, self._ended, self._tasks)
+        # A fresh call made on the home loop starts through here (see _proxy.py).
+        self.start_here = self._eager.start_here
         self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None
         self._closing = False
@@ -144,7 +146,10 @@ class AsyncioWorker:
         except AttributeError as exc:
             fut._set_exception(exc)
             return
-        self._methods[call.method] = (method, inspect.iscoroutinefunction(method))
+        is_async = inspect.iscoroutinefunction(method)
+        self._methods[call.method] = (method, is_async)
+        if is_async and self._open:
+            self._eager.methods[call.method] = method
         self._run(call)
 
     def _ended(self, fut: Future[Any]) -> None:
@@ -178,6 +183,7 @@ class AsyncioWorker:
         self._closing = True
         if not graceful:
             self._open = False
+            self._eager.methods.clear()
             self._abort = True
             for fut, task in list(self._tasks.items()):
                 fut._set_cancelled()
@@ -217,6 +223,7 @@ class AsyncioWorker:
     def force_close(self) -> None:
         self._abort = True
         self._open = False
+        self._eager.methods.clear()
         for fut, task in list(self._tasks.items()):
             fut._set_cancelled()
             with contextlib.suppress(RuntimeError):  # the loop is already closed

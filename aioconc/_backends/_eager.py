@@ -31,7 +31,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from .._future import Future
+from .._future import _STARTED, Future
 from .._runtime import task_in_context
 
 __all__ = ["EagerStarter"]
@@ -44,6 +44,14 @@ _current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
 _current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
     _current_tasks.get if isinstance(_current_tasks, dict) else asyncio.current_task
 )
+# That dict itself, where it is asyncio's record of current tasks (3.10-3.13):
+# a fresh call swaps its task in and out with two item writes, a third of the
+# cost of _leave_task/_enter_task twice over.
+_tasks_by_loop: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = (
+    _current_tasks if isinstance(_current_tasks, dict) else None
+)
+_copy_context = contextvars.copy_context
+_get_running_loop = asyncio._get_running_loop
 
 _IDLE = 0  # no call: parked (or not started yet); a first step may run under it
 _HANDOFF = 1  # a call suspended in its first step; the task has not taken its yield yet
@@ -173,13 +181,21 @@ class _Runner(Coroutine[Any, Any, None]):
 class EagerStarter:
     """Starts a worker's ``async def`` calls eagerly on its loop; keeps its spare task."""
 
-    __slots__ = ("_busy", "_loop", "_on_end", "_spare")
+    __slots__ = ("_busy", "_loop", "_on_end", "_spare", "methods", "tasks")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_end: Callable[[Future[Any]], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_end: Callable[[Future[Any]], None],
+        tasks: dict[Future[Any], asyncio.Task[None]],
     ) -> None:
         self._loop = loop
         self._on_end = on_end
+        # The worker's running calls (start_here adds the ones that suspend) and
+        # the async def methods start_here may start: filled by the worker while
+        # it is open, emptied when it closes.
+        self.tasks = tasks
+        self.methods: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {}
         self._spare: _Runner | None = None
         self._busy = False  # a first step is running (a nested call gets its own task)
 
@@ -235,6 +251,66 @@ class EagerStarter:
         if runner is self._spare:
             self._spare = None
         return task
+
+    def start_here(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: Future[Any]
+    ) -> bool:
+        """A call of ``method`` made right here, whose future no one else holds yet.
+
+        When the caller runs on this loop and ``method`` is in ``methods``, the
+        call starts now: ``method(*args, **kwargs)`` runs its first step in a copy
+        of the caller's context, and True is returned.  Nothing can cancel the
+        call during that step, so the future is bound to the task only if the
+        step suspends.  Otherwise False, with ``fut`` untouched.
+        """
+        loop = self._loop
+        if _get_running_loop() is not loop:
+            return False
+        fn = self.methods.get(method)
+        cur = _tasks_by_loop
+        if fn is None or cur is None or self._busy:  # a nested call goes by start()
+            return False
+        fut._state = _STARTED  # what _start() does, with no one to race
+        fut.started_at = fut.submitted_at
+        fut.attempts = 1
+        try:
+            coro = fn(*args, **kwargs)
+        except BaseException as exc:  # arguments the method does not take
+            fut._set_exception(exc)
+            return True
+        runner = self._spare
+        if runner is None or runner.state is not _IDLE:
+            runner = self._spare = _Runner(loop)
+            runner.task = task_in_context(loop, runner, contextvars.Context())
+        task = runner.task
+        assert task is not None
+        ctx = _copy_context()
+        caller = cur.get(loop)
+        cur[loop] = task
+        self._busy = True
+        try:
+            yielded = ctx.run(coro.send, None)
+        except StopIteration as stop:
+            fut._set_result(stop.value)
+            return True
+        except asyncio.CancelledError:
+            fut._set_cancelled()
+            return True
+        except BaseException as exc:  # the call's outcome, whatever it is
+            fut._set_exception(exc)
+            return True
+        finally:
+            self._busy = False
+            if caller is None:
+                del cur[loop]
+            else:
+                cur[loop] = caller
+        fut._aio, fut._loop, fut._asyncio_future_blocking = task, loop, False  # _bind_task
+        runner.took(coro, fut, ctx, yielded)
+        runner.on_end = self._on_end
+        self._spare = None
+        self.tasks[fut] = task
+        return True
 
     def _ended_at_once(self, runner: _Runner) -> None:
         if runner is not self._spare:

@@ -437,7 +437,7 @@ class Future(Generic[T]):
         callbacks, self._callbacks = self._callbacks, None
         stats = self._stats
         if stats is not None:  # CallStats.succeeded, inlined
-            stats.completed += 1
+            next(stats._completed)
             if self.attempts > 1:
                 stats.retried += self.attempts - 1
             stats._latencies.append(now - self.submitted_at)

@@ -31,7 +31,7 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
-from .._future import _STARTED, Future
+from .._future import _STARTED, _SUCCESS, Future, _now
 from .._runtime import task_in_context
 
 __all__ = ["EagerStarter"]
@@ -291,7 +291,15 @@ class EagerStarter:
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration as stop:
-            fut._set_result(stop.value)
+            # Future._set_result's work with no lock and no callbacks to run: no
+            # one else holds the future yet, and the counters count atomically.
+            fut._result = stop.value
+            fut._state = _SUCCESS
+            fut.completed_at = now = _now()
+            stats = fut._stats
+            if stats is not None:
+                next(stats._completed)
+                stats._latencies.append(now - fut.submitted_at)
             return True
         except asyncio.CancelledError:
             fut._set_cancelled()

@@ -241,13 +241,19 @@ class RefCalls:
     def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
         """Finish ``fut`` in this thread, which is about to block in its ``result()``.
 
-        One ``ray.get`` of its ref, as a raw caller would: Ray wakes this thread
-        itself, rather than its callback thread waking this one, a hop that
-        costs a round trip about as much as the call.  Returns without
-        finishing it at the deadline or on Ray's callback thread.
+        When ``fut`` is this worker's only call in flight (a round trip): one
+        ``ray.get`` of its ref, as a raw caller would, so that Ray wakes this
+        thread itself rather than its callback thread waking this one, a hop
+        that costs about as much as the call.  With more in flight (a burst
+        collected future by future) the thread waits for the completion
+        callback instead: a ``ray.get`` per future would spend on the driver,
+        call after call, the CPU the actor needs (Ray's callback finishes
+        every call anyway).  Returns without finishing ``fut`` at the deadline,
+        on Ray's callback thread, or with other calls in flight.
         """
-        ref = self._pending.get(fut)
-        if ref is None or getattr(in_callback, "active", False):
+        pending = self._pending
+        ref = pending.get(fut)
+        if ref is None or len(pending) > 1 or getattr(in_callback, "active", False):
             return
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:

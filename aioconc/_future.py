@@ -273,9 +273,9 @@ class Future(Generic[T]):
                 else:
                     self._callbacks.append(fn)
                 return
-        if here is not None and (self._loop is None or self._loop is here):
+        if here is not None:
             # Never re-enter the registering code on the loop (asyncio.gather
-            # relies on it): run the callback a turn later.
+            # relies on it): run the callback a turn later, on that loop.
             here.call_soon(getattr(fn, "fn", fn), self)
             return
         self._call_each([fn])
@@ -328,6 +328,10 @@ class Future(Generic[T]):
         loop = self._loop
         if loop is None:
             raise RuntimeError("this future is not bound to an event loop")
+        if self._state is _SUCCESS or self._state is _FAILURE or self._state is _CANCELLED:
+            # Finished: nothing will run on its loop any more, so it serves the
+            # loop that asks (asyncio.wait/gather there check the loop).
+            return running_loop() or loop
         return loop
 
     def _make_cancelled_error(self) -> asyncio.CancelledError:

@@ -79,6 +79,43 @@ async def test_a_method_that_does_not_suspend_is_done_when_the_call_returns() ->
             await failed
 
 
+async def test_calls_done_at_once_are_gathered_as_asyncio_futures() -> None:
+    async with Methods.options(mode="asyncio").init() as w:
+        futs = [w.at_once(i) for i in range(5)]
+        assert all(asyncio.isfuture(f) for f in futs)  # gather wraps no task around them
+        before = len(asyncio.all_tasks())
+        gathered = asyncio.gather(*futs)
+        assert len(asyncio.all_tasks()) == before
+        assert await gathered == [0, 1, 2, 3, 4]
+        done, pending = await asyncio.wait(futs)
+        assert done == set(futs) and not pending
+        failed = w.fails_at_once()
+        results = await asyncio.gather(failed, w.at_once(5), return_exceptions=True)
+        assert isinstance(results[0], KeyError) and results[1] == 5
+
+
+async def test_a_done_callback_on_a_call_done_at_once_runs_a_loop_turn_later() -> None:
+    async with Methods.options(mode="asyncio").init() as w:
+        fut = w.at_once(3)
+        seen: list[Any] = []
+        fut.add_done_callback(seen.append)
+        assert seen == []  # never inside the registering code (asyncio.gather relies on it)
+        await asyncio.sleep(0)
+        assert seen == [fut]
+
+
+async def test_a_call_done_at_once_serves_another_thread_s_loop() -> None:
+    async with Methods.options(mode="asyncio").init() as w:
+        fut = w.at_once(8)
+
+        async def elsewhere() -> list[Any]:
+            assert fut.get_loop() is asyncio.get_running_loop()
+            done, _ = await asyncio.wait([fut])
+            return [await fut, *(await asyncio.gather(fut)), len(done)]
+
+        assert await asyncio.to_thread(asyncio.run, elsewhere()) == [8, 8, 1]
+
+
 async def test_the_method_runs_in_a_task_of_its_own_from_its_first_line() -> None:
     async with Methods.options(mode="asyncio").init() as w:
         first, later = await w.task_of_call()

@@ -226,7 +226,8 @@ class EagerStarter:
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration as stop:
-            fut._aio = fut._loop = fut._asyncio_future_blocking = None  # _unbind_task
+            # Done on this loop: it stays an asyncio future here, as in start_here.
+            fut._aio = None
             fut._set_result(stop.value)
             if runner is not self._spare:
                 runner.state = _ENDED  # a one-off runner (a nested call's): its task ends
@@ -295,6 +296,9 @@ class EagerStarter:
             # one else holds the future yet, and the counters count atomically.
             fut._result = stop.value
             fut._state = _SUCCESS
+            # Finished on this loop: asyncio.gather/wait may take it as one of
+            # their own futures (no wrapping task each), as they do while bound.
+            fut._loop, fut._asyncio_future_blocking = loop, False
             fut.completed_at = now = _now()
             stats = fut._stats
             if stats is not None:

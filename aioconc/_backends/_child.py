@@ -227,10 +227,7 @@ class _Child(Channel):
 
     def run(self, blob: memoryview) -> tuple[Any, ...]:
         try:
-            if self.codec is None:
-                name, args, kwargs = pickle.loads(blob)
-            else:
-                name, args, kwargs = self.decode(blob)
+            call = pickle.loads(blob) if self.codec is None else self.decode(blob)
         except BaseException as exc:
             how = "unpickled" if self.codec is None else f"decoded ({self.codec.name})"
             return (
@@ -238,30 +235,53 @@ class _Child(Channel):
                 f"the call's arguments could not be {how} in the worker process: {exc!r}",
                 traceback.format_exc(),
             )
+        if len(call) > 3:  # the caller's carried context values
+            return self.run_in(*call)
+        name, args, kwargs = call
         try:
-            method = self.methods.get(name)
-            if method is None:
-                method = getattr(self.instance, name)
-                # The plain method, not an internal-retry wrapper: the parent retries.
-                method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
-            result = method(*args, **kwargs)
-            if hasattr(result, "__await__"):
-                result = self.run_awaitable(result)
+            result = self.invoke(name, args, kwargs)
         except BaseException as exc:
             return self.failure(exc, name)
         return (OK, result)
 
-    def decode(self, blob: memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """A call sent as JSON/msgpack, model-annotated arguments validated back."""
+    def invoke(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        method = self.methods.get(name)
+        if method is None:
+            method = getattr(self.instance, name)
+            # The plain method, not an internal-retry wrapper: the parent retries.
+            method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
+        result = method(*args, **kwargs)
+        if hasattr(result, "__await__"):
+            result = self.run_awaitable(result)
+        return result
+
+    def run_in(
+        self, name: str, args: Any, kwargs: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """Run a call with the caller's carried context values set around it."""
+        # Only a caller that registered variables sends values, so aioconc is
+        # importable here (it is preloaded by the fork server anyway).
+        import importlib
+
+        carry = importlib.import_module("aioconc._carry")
+        try:
+            result = carry.run_with(values, self.invoke, name, args, kwargs)
+        except BaseException as exc:
+            return self.failure(exc, name)
+        return (OK, result)
+
+    def decode(self, blob: memoryview) -> tuple[Any, ...]:
+        """A call sent as JSON/msgpack, model-annotated arguments validated back
+        (with the carried context values, when the caller sent any)."""
         callee = self.callee
         if callee is None:
             from ._codec import Callee
 
             bound = getattr(self.instance, "_bound_fn", None)
             callee = self.callee = Callee(self.codec, self.instance, bound)
-        name, args, kwargs = self.codec.loads(blob)
+        name, args, kwargs, *context = self.codec.loads(blob)
         self.current = name
-        return (name, *callee.arguments(name, args, kwargs))
+        return (name, *callee.arguments(name, args, kwargs), *context)
 
     def failure(self, exc: BaseException, name: str) -> tuple[Any, ...]:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -235,21 +235,27 @@ class _Child(Channel):
                 f"the call's arguments could not be {how} in the worker process: {exc!r}",
                 traceback.format_exc(),
             )
-        if len(call) > 3:  # the caller's carried context values
-            return self.run_in(*call)
-        name, args, kwargs = call
         try:
-            result = self.invoke(name, args, kwargs)
+            name, args, kwargs = call
+        except ValueError:  # a 4th item: the caller's carried context values
+            return self.run_in(*call)
+        try:  # invoke(), inlined: this is every call's path
+            method = self.methods.get(name) or self.method(name)
+            result = method(*args, **kwargs)
+            if hasattr(result, "__await__"):
+                result = self.run_awaitable(result)
         except BaseException as exc:
             return self.failure(exc, name)
         return (OK, result)
 
+    def method(self, name: str) -> Any:
+        method = getattr(self.instance, name)
+        # The plain method, not an internal-retry wrapper: the parent retries.
+        method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
+        return method
+
     def invoke(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
-        method = self.methods.get(name)
-        if method is None:
-            method = getattr(self.instance, name)
-            # The plain method, not an internal-retry wrapper: the parent retries.
-            method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
+        method = self.methods.get(name) or self.method(name)
         result = method(*args, **kwargs)
         if hasattr(result, "__await__"):
             result = self.run_awaitable(result)

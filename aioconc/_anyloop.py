@@ -202,7 +202,5 @@ class _TrioTask:
                 raise  # ours is absorbed by the scope; trio's shutdown goes on
             except BaseException as exc:  # a task's failure is its future's, as in asyncio
                 future._set_exception(exc)
-                return
-            future._set_result(value)
-            return
-        future._set_cancelled()
+            else:
+                future._set_result(value)

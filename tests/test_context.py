@@ -140,8 +140,9 @@ def test_pool_calls_each_carry_their_own_value(worker_mode: str) -> None:
 
 
 @pytest.mark.parametrize("fn", [read_request, aread_request], ids=["def", "async-def"])
-def test_task_functions_see_the_carried_value(worker_mode: str, fn: Any) -> None:
-    with task(mode=worker_mode)(fn) as remote:
+@pytest.mark.parametrize("serializer", ["cloudpickle", "json"])
+def test_task_functions_see_the_carried_value(worker_mode: str, fn: Any, serializer: str) -> None:
+    with task(mode=worker_mode, serializer=serializer)(fn) as remote:
         assert with_request("task-1", remote).result(30) == "task-1"
         assert remote().result(30) == "none"
 
@@ -162,10 +163,15 @@ def test_an_unpicklable_context_value_fails_only_that_call_naming_the_variable(
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
-def test_a_context_value_the_serializer_cannot_encode_names_the_variable(serializer: str) -> None:
+def test_a_context_value_the_serializer_cannot_encode_names_the_variable(
+    worker_mode: str, serializer: str
+) -> None:
+    if worker_mode not in ("process", "ray"):
+        pytest.skip("values cross no process boundary in this mode")
     pytest.importorskip(serializer)
-    with Reader.options(mode="process", serializer=serializer).init() as worker:
+    with Reader.options(mode=worker_mode, serializer=serializer).init() as worker:
         assert with_request("coded", lambda: worker.read().result(30)) == "coded"
+        assert with_request("coded", lambda: worker.read_async().result(30)) == "coded"
         token = held.set(object())
         try:
             with pytest.raises(

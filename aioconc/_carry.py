@@ -99,7 +99,10 @@ def _key_of(var: contextvars.ContextVar[Any], caller: dict[str, Any]) -> str:
     if attr is not None and isinstance(module, str) and module != "__main__":
         return f"{module}:{attr}"
     for name, mod in list(sys.modules.items()):
-        namespace = getattr(mod, "__dict__", None)
+        try:  # sys.modules may hold lazy proxies that raise on any attribute
+            namespace = getattr(mod, "__dict__", None)
+        except Exception:
+            continue
         if name != "__main__" and isinstance(namespace, dict):
             found = _name_in(namespace, var)
             if found is not None:

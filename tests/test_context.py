@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from aioconc import SerializationError, Worker, carry_context, task
+from tests import _carried
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 carry_context(request_id)
@@ -38,6 +39,9 @@ class Reader(Worker):
 
     def echo(self, value: Any) -> Any:
         return value
+
+    def read_trace(self) -> str:
+        return _carried.trace_id.get()
 
 
 @pytest.mark.anyio
@@ -91,6 +95,13 @@ async def test_context_travels_through_the_middleware_chain(mode: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+class PlainReader(Worker):
+    """No ``async def`` method: a plain Ray actor hosts it (Reader gets an async one)."""
+
+    def read(self) -> str:
+        return request_id.get()
+
+
 def read_request() -> str:
     return request_id.get()
 
@@ -121,6 +132,9 @@ def test_a_carried_variable_is_seen_by_the_method_in_every_mode(worker_mode: str
         # Set around the call only: the next call without a value sees the default.
         assert worker.read().result(30) == "none"
         assert worker.read_async().result(30) == "none"
+    with PlainReader.options(mode=worker_mode).init() as plain:
+        assert with_request("plain", lambda: plain.read().result(30)) == "plain"
+        assert plain.read().result(30) == "none"
 
 
 def test_what_a_method_sets_in_a_carried_call_stays_with_it(worker_mode: str) -> None:
@@ -212,3 +226,17 @@ def test_carry_context_takes_module_level_context_vars_only() -> None:
     with pytest.raises(ValueError, match="'hidden' is not a module-level global"):
         carry_context(hidden)
     carry_context(request_id)  # again: nothing changes
+
+
+def test_a_variable_of_another_module_registered_by_the_caller_reaches_the_worker(
+    worker_mode: str,
+) -> None:
+    # Registered here, not by its own module: the worker finds it by module and name.
+    carry_context(_carried.trace_id)
+    with Reader.options(mode=worker_mode).init() as worker:
+        token = _carried.trace_id.set("t-1")
+        try:
+            assert worker.read_trace().result(30) == "t-1"
+        finally:
+            _carried.trace_id.reset(token)
+        assert worker.read_trace().result(30) == "no-trace"

@@ -12,6 +12,7 @@ One duplex stream socket per worker carries tagged frames (``_wire.py``)::
       INIT  (sys.path, cwd, cls, args)  ──►   build the instance
             ◄── READY (pid) | INIT_ERROR
       CALLS (id, method, args, kwargs)* ──►   run one at a time, in order
+            [+ carried contextvars]         (set around the method, _carry.py)
             ◄── RESULTS (id, outcome)*         flushed when the input is drained
       CANCEL (ids)                      ──►   skip these if not begun
       CLOSE (graceful) | ABORT (skip the rest) ──►  stop() hook, exit

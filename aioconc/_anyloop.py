@@ -174,7 +174,7 @@ class _TrioTask:
     def __init__(self, inbox: Inbox, scope: Any) -> None:
         self.inbox = inbox
         # trio's own scope: anyio's CancelScope.cancel() passes trio a reason,
-        # which trio releases before 0.25 do not take.
+        # which trio before 0.32 (what anyio's own trio extra asks for) rejects.
         self.scope = scope
         self.thread = threading.get_ident()
 

@@ -5,6 +5,7 @@ are concurry 0.13.2's public API, plus aioconc's own (``Future``,
 ``WorkerHandle``, the exception types, task records).
 """
 
+from ._carry import carry_context as carry_context
 from ._enums import ExecutionMode as ExecutionMode
 from ._enums import LoadBalancingAlgorithm as LoadBalancingAlgorithm
 from ._enums import PollingAlgorithm as PollingAlgorithm
@@ -107,6 +108,7 @@ __all__ = [
     "WorkerStoppedError",
     "async_gather",
     "async_wait",
+    "carry_context",
     "direct",
     "gather",
     "global_config",

@@ -20,7 +20,9 @@ class Call:
     ``context`` is a copy of the caller's ``contextvars`` taken when the call is
     made (as ``asyncio.to_thread`` takes one): backends that run the method in
     this process run it inside that copy, so the method sees the caller's
-    values and its own changes stay with the call.
+    values and its own changes stay with the call; process and Ray backends
+    send the values of the variables registered with ``carry_context`` from it
+    (:mod:`aioconc._carry`).
     """
 
     __slots__ = ("args", "context", "future", "kwargs", "method", "timeout")

@@ -35,6 +35,7 @@ from ._backends._codec import (
     describe,
 )
 from ._backends._codec import rebuild_exception as _rebuild
+from ._carry import context_culprit
 from ._exceptions import RemoteError, SerializationError
 
 __all__ = [
@@ -113,6 +114,7 @@ def argument_error(
     *,
     codec: Codec | None = None,
     bound: Any = None,
+    context: dict[str, Any] | None = None,
 ) -> SerializationError:
     """The error for a call whose arguments could not be pickled (or encoded).
 
@@ -120,6 +122,8 @@ def argument_error(
     pickler (or ``codec``) raised for the whole call.  Each argument is tried
     on its own to find the one at fault.  ``bound`` is the function a task
     worker's ``call_bound`` runs (its parameters name the arguments).
+    ``context`` holds the carried context values (:mod:`aioconc._carry`),
+    tried after the arguments.
     """
     if bound is not None and method in BOUND_CALLS:
         names = _names(bound, len(args))
@@ -143,6 +147,8 @@ def argument_error(
                 kind = type(value).__name__
                 what = f"keyword argument {key!r} = {describe(value)} (type {kind})"
                 break
+    if what is None and context:
+        what = context_culprit(context, fits)
     if what is None:
         what = "the call's arguments"
     if codec is None:
@@ -182,10 +188,22 @@ class CallCodec:
         self._mode = mode
         self._signatures: dict[str, Signature] = {}
 
-    def encode_call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        """The call as bytes; ``SerializationError`` naming the argument that can't be."""
+    def encode_call(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: dict[str, Any] | None = None,
+    ) -> bytes:
+        """The call as bytes, with the carried ``context`` values when there are any.
+
+        Raises ``SerializationError`` naming the argument (or context variable)
+        that can't be encoded.
+        """
         try:
-            return self.codec.dumps([method, args, kwargs])
+            if context is None:
+                return self.codec.dumps([method, args, kwargs])
+            return self.codec.dumps([method, args, kwargs, context])
         except Exception as exc:
             raise argument_error(
                 self._owner,
@@ -196,6 +214,7 @@ class CallCodec:
                 self._mode,
                 codec=self.codec,
                 bound=self._bound,
+                context=context,
             ) from None
 
     def _signature(self, method: str) -> Signature:

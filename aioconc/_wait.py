@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._anyloop import current_inbox
+from ._anyloop import current_inbox, start_awaitable
 from ._enums import PollingAlgorithm, ReturnWhen
 from ._future import CancelledError, Future, SyncFuture
 from ._runtime import running_loop
@@ -101,7 +101,7 @@ class _Batch:
             return kind, [(k, self._add(v, (*path, k), recurse)) for k, v in pairs]
         if self._async:
             if inspect.isawaitable(item) and not isinstance(item, Future):
-                item = asyncio.ensure_future(item)  # coroutines become tasks; futures stay
+                item = start_awaitable(item)  # coroutines become tasks; futures stay
             future = wrap_future(item)
             is_future = asyncio.isfuture(item) or isinstance(item, concurrent.futures.Future)
             handle = item if is_future else future

@@ -7,6 +7,7 @@ import concurrent.futures
 import functools
 from typing import Any
 
+from ._anyloop import in_async_code, start_awaitable
 from ._future import Future, SyncFuture
 from ._runtime import inbox_for, running_loop
 
@@ -57,8 +58,8 @@ def wrap_future(obj: Any) -> Future[Any]:
     * a library future: ``obj`` itself;
     * a ``concurrent.futures.Future`` or an ``asyncio`` future/task: a future
       with the same outcome (cancelling either cancels the other);
-    * a coroutine: scheduled as a task on the running loop (``RuntimeError``
-      outside a running loop);
+    * a coroutine: scheduled as a task on the running loop, asyncio's or trio's
+      (``RuntimeError`` outside a running loop);
     * anything else: an already finished future whose result is ``obj``.
     """
     if isinstance(obj, Future):
@@ -69,10 +70,13 @@ def wrap_future(obj: Any) -> Future[Any]:
         return _from_asyncio(obj)
     if asyncio.iscoroutine(obj):
         loop = running_loop()
-        if loop is None:
+        if loop is not None:
+            return _from_asyncio(loop.create_task(obj))
+        if not in_async_code():
             obj.close()
             raise RuntimeError(
                 "Cannot schedule coroutine: wrap_future(coroutine) found no running event loop"
             )
-        return _from_asyncio(loop.create_task(obj))
+        future: Future[Any] = start_awaitable(obj)  # under trio: a task of its own
+        return future
     return SyncFuture(result_value=obj)

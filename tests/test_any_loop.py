@@ -4,16 +4,26 @@ trio (through anyio) as under asyncio."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import trio
 import trio.testing
 
-from aioconc import LimitSet, ResourceLimit, Worker, async_gather, async_wait
+from aioconc import (
+    FIRST_COMPLETED,
+    LimitSet,
+    ResourceLimit,
+    Worker,
+    async_gather,
+    async_wait,
+    wrap_future,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -162,3 +172,115 @@ async def test_awaiting_uses_no_cpu_on_any_loop(mode: str) -> None:
         await method(0.5)
         used = time.process_time() - start
     assert used <= 0.05  # SPEC: <= 0.02 s per 1 s call; loose for a shared machine
+
+
+# ---------------------------------------------------------------------------
+# Bare coroutines in async_wait/async_gather, on every loop
+# ---------------------------------------------------------------------------
+
+EVERY_LOOP = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param(("trio", {}), id="trio"),
+    ],
+)
+
+label: contextvars.ContextVar[str] = contextvars.ContextVar("label", default="none")
+
+
+async def triple(x: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return 3 * x
+
+
+async def broken(message: str) -> None:
+    await anyio.lowlevel.checkpoint()
+    raise ValueError(message)
+
+
+async def until_cancelled(started: anyio.Event, cancelled: anyio.Event) -> None:
+    started.set()
+    try:
+        await anyio.sleep(30)
+    except anyio.get_cancelled_exc_class():
+        cancelled.set()
+        raise
+
+
+@EVERY_LOOP
+async def test_async_gather_takes_bare_coroutines() -> None:
+    assert await async_gather([triple(i) for i in range(5)]) == [0, 3, 6, 9, 12]
+    assert await async_gather(triple(1), triple(2)) == [3, 6]
+    assert await async_gather({"a": triple(1), "b": 7}) == {"a": 3, "b": 7}
+    async with Jobs.options(mode="thread").init() as w:  # mixed with calls
+        assert await async_gather([triple(1), w.double(2)]) == [3, 4]
+
+
+@EVERY_LOOP
+async def test_a_coroutine_s_failure_comes_back_as_in_asyncio() -> None:
+    with pytest.raises(ValueError, match="boom"):
+        await async_gather([triple(1), broken("boom")])
+    results = await async_gather([triple(1), broken("kept")], return_exceptions=True)
+    assert results[0] == 3
+    assert isinstance(results[1], ValueError)
+    assert str(results[1]) == "kept"
+
+
+@EVERY_LOOP
+async def test_async_wait_reports_a_coroutine_by_its_task_which_cancels_it() -> None:
+    started, cancelled = anyio.Event(), anyio.Event()
+    fast = triple(2)
+    done, not_done = await async_wait(
+        [fast, until_cancelled(started, cancelled)], return_when=FIRST_COMPLETED, timeout=30
+    )
+    assert len(done) == 1
+    assert len(not_done) == 1
+    assert [handle.result() for handle in done] == [6]
+    (slow,) = not_done
+    with anyio.fail_after(10):
+        await started.wait()  # the slow one runs on while nobody waits for it
+    assert slow.cancel()
+    with anyio.fail_after(10):
+        await cancelled.wait()
+    assert slow.cancelled()
+
+
+@EVERY_LOOP
+async def test_async_gather_timeout_cancels_its_coroutines() -> None:
+    started, cancelled = anyio.Event(), anyio.Event()
+    with pytest.raises(TimeoutError):
+        await async_gather([until_cancelled(started, cancelled)], timeout=0.05)
+    with anyio.fail_after(10):
+        await cancelled.wait()
+
+
+async def test_a_trio_cancel_scope_around_async_gather_cancels_its_coroutines() -> None:
+    started, cancelled = anyio.Event(), anyio.Event()
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(async_gather, [until_cancelled(started, cancelled)])
+            await started.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+    with anyio.fail_after(10):
+        await cancelled.wait()
+
+
+@EVERY_LOOP
+async def test_a_coroutine_sees_the_caller_s_context() -> None:
+    async def read() -> str:
+        await anyio.lowlevel.checkpoint()
+        return label.get()
+
+    token = label.set("mine")
+    try:
+        assert await async_gather([read(), read()]) == ["mine", "mine"]
+    finally:
+        label.reset(token)
+
+
+@EVERY_LOOP
+async def test_wrap_future_schedules_a_coroutine_on_the_running_loop() -> None:
+    assert await wrap_future(triple(5)) == 15

@@ -12,6 +12,7 @@ One duplex stream socket per worker carries tagged frames (``_wire.py``)::
       INIT  (sys.path, cwd, cls, args)  ──►   build the instance
             ◄── READY (pid) | INIT_ERROR
       CALLS (id, method, args, kwargs)* ──►   run one at a time, in order
+            [+ carried contextvars]         (set around the method, _carry.py)
             ◄── RESULTS (id, outcome)*         flushed when the input is drained
       CANCEL (ids)                      ──►   skip these if not begun
       CLOSE (graceful) | ABORT (skip the rest) ──►  stop() hook, exit
@@ -227,10 +228,7 @@ class _Child(Channel):
 
     def run(self, blob: memoryview) -> tuple[Any, ...]:
         try:
-            if self.codec is None:
-                name, args, kwargs = pickle.loads(blob)
-            else:
-                name, args, kwargs = self.decode(blob)
+            call = pickle.loads(blob) if self.codec is None else self.decode(blob)
         except BaseException as exc:
             how = "unpickled" if self.codec is None else f"decoded ({self.codec.name})"
             return (
@@ -239,11 +237,11 @@ class _Child(Channel):
                 traceback.format_exc(),
             )
         try:
-            method = self.methods.get(name)
-            if method is None:
-                method = getattr(self.instance, name)
-                # The plain method, not an internal-retry wrapper: the parent retries.
-                method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
+            name, args, kwargs = call
+        except ValueError:  # a 4th item: the caller's carried context values
+            return self.run_in(*call)
+        try:  # invoke(), inlined: this is every call's path
+            method = self.methods.get(name) or self.method(name)
             result = method(*args, **kwargs)
             if hasattr(result, "__await__"):
                 result = self.run_awaitable(result)
@@ -251,17 +249,46 @@ class _Child(Channel):
             return self.failure(exc, name)
         return (OK, result)
 
-    def decode(self, blob: memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """A call sent as JSON/msgpack, model-annotated arguments validated back."""
+    def method(self, name: str) -> Any:
+        method = getattr(self.instance, name)
+        # The plain method, not an internal-retry wrapper: the parent retries.
+        method = self.methods[name] = getattr(method, "__aioconc_unwrapped__", method)
+        return method
+
+    def invoke(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        method = self.methods.get(name) or self.method(name)
+        result = method(*args, **kwargs)
+        if hasattr(result, "__await__"):
+            result = self.run_awaitable(result)
+        return result
+
+    def run_in(
+        self, name: str, args: Any, kwargs: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """Run a call with the caller's carried context values set around it."""
+        # Only a caller that registered variables sends values, so aioconc is
+        # importable here (it is preloaded by the fork server anyway).
+        import importlib
+
+        carry = importlib.import_module("aioconc._carry")
+        try:
+            result = carry.run_with(values, self.invoke, name, args, kwargs)
+        except BaseException as exc:
+            return self.failure(exc, name)
+        return (OK, result)
+
+    def decode(self, blob: memoryview) -> tuple[Any, ...]:
+        """A call sent as JSON/msgpack, model-annotated arguments validated back
+        (with the carried context values, when the caller sent any)."""
         callee = self.callee
         if callee is None:
             from ._codec import Callee
 
             bound = getattr(self.instance, "_bound_fn", None)
             callee = self.callee = Callee(self.codec, self.instance, bound)
-        name, args, kwargs = self.codec.loads(blob)
+        name, args, kwargs, *context = self.codec.loads(blob)
         self.current = name
-        return (name, *callee.arguments(name, args, kwargs))
+        return (name, *callee.arguments(name, args, kwargs), *context)
 
     def failure(self, exc: BaseException, name: str) -> tuple[Any, ...]:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -279,13 +279,16 @@ class Callee:
         self._bound = bound
         self._signatures: dict[str, Signature] = {}
 
-    def decode_call(self, data: bytes | memoryview) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        """``(method, args, kwargs)`` of a call, model-annotated arguments validated back.
+    def decode_call(
+        self, data: bytes | memoryview
+    ) -> tuple[str, tuple[Any, ...], dict[str, Any], dict[str, Any] | None]:
+        """``(method, args, kwargs, context)`` of a call, model-annotated arguments
+        validated back; ``context``: the caller's carried context values, or None.
 
         Raises what the decoder or pydantic raises for data that doesn't fit.
         """
-        name, args, kwargs = self.codec.loads(data)
-        return (name, *self.arguments(name, args, kwargs))
+        name, args, kwargs, *context = self.codec.loads(data)
+        return (name, *self.arguments(name, args, kwargs), context[0] if context else None)
 
     def arguments(
         self, name: str, args: list[Any], kwargs: dict[str, Any]

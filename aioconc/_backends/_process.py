@@ -42,6 +42,7 @@ import threading
 from typing import Any
 
 from .._call import Call
+from .._carry import CARRIED, carried
 from .._enums import ExecutionMode
 from .._exceptions import SerializationError, WorkerCrashedError, WorkerStoppedError
 from .._future import Future
@@ -219,14 +220,18 @@ class ProcessWorker:
             if fut.done():
                 continue  # cancelled before it was sent: it never runs
             ident = next(ids)
+            # Registered context variables set by the caller ride as a 4th item.
+            values = carried(call.context) if CARRIED else None
             if codec is None:
-                error = writer.add(ident, (call.method, call.args, call.kwargs))
+                item = (call.method, call.args, call.kwargs)
+                error = writer.add(ident, item if values is None else (*item, values))
                 if error is not None:
                     failed.append((call, error))
                     continue
             else:
                 try:
-                    writer.add_raw(ident, codec.encode_call(call.method, call.args, call.kwargs))
+                    coded = codec.encode_call(call.method, call.args, call.kwargs, values)
+                    writer.add_raw(ident, coded)
                 except SerializationError as exc:
                     failed.append((call, exc))
                     continue
@@ -295,7 +300,10 @@ class ProcessWorker:
     def _fail_unpicklable(self, failed: list[tuple[Call, Exception]]) -> None:
         for call, error in failed:
             if not isinstance(error, SerializationError):  # already names the argument
-                error = argument_error(self._cls, call.method, call.args, call.kwargs, error)
+                values = carried(call.context) if CARRIED else None
+                error = argument_error(
+                    self._cls, call.method, call.args, call.kwargs, error, context=values
+                )
             call.future._set_exception(error)
 
     def _send_locked(self, data: bytes) -> None:

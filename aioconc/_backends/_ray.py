@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._call import Call
+from .._carry import CARRIED, carried
 from .._exceptions import WorkerCrashedError, WorkerStartError
 from .._runtime import background_loop, inbox_for, on_engine_thread
 from .._serialize import CallCodec
@@ -45,7 +46,7 @@ from ..limits._export import exporting
 from . import _ray_limits
 from ._base import WorkerSpec
 from ._codec import BOUND_CALLS, codec_for
-from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function
+from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function, run_function_in
 from ._ray_calls import (
     RefCalls,
     in_callback,
@@ -203,8 +204,11 @@ class RayWorker(RefCalls):
             inbox_for(background_loop()).post(self._arm_start_timer)
 
     def _remote(self, call: Call) -> Any:
+        values = carried(call.context) if CARRIED else None
         if self._codec is not None:
-            return self._remote_coded(call)
+            return self._remote_coded(call, values)
+        if values is not None:
+            return self._remote_carrying(call, values)
         remote = self._remotes.get(call.method)
         if remote is None:
             remote = self._remotes[call.method] = self._entry(call.method)
@@ -217,9 +221,20 @@ class RayWorker(RefCalls):
             self._actor.skip.remote(seq)
             raise
 
-    def _remote_coded(self, call: Call) -> Any:
+    def _remote_carrying(self, call: Call, values: dict[str, Any]) -> Any:
+        # The caller's carried context values go first, to the host's call_in.
+        if not self._ordered:
+            return self._actor.call_in.remote(values, call.method, *call.args, **call.kwargs)
+        seq = next(self._seq)
+        try:
+            return self._actor.call_in.remote(values, call.method, seq, *call.args, **call.kwargs)
+        except BaseException:
+            self._actor.skip.remote(seq)
+            raise
+
+    def _remote_coded(self, call: Call, values: dict[str, Any] | None) -> Any:
         assert self._codec is not None
-        blob = self._codec.encode_call(call.method, call.args, call.kwargs)
+        blob = self._codec.encode_call(call.method, call.args, call.kwargs, values)
         if not self._ordered:
             return self._actor.coded.remote(self._serializer, blob)
         seq = next(self._seq)
@@ -403,6 +418,7 @@ class RayTaskRunner(RefCalls):
         self._remote_fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._bound = spec.kwargs.get("fn")
         self._coded_remote: Any = None
+        self._carrying_remote: Any = None  # run_function_in, for calls carrying context
         self._serializer = spec.options.serializer
         codec = codec_for(self._serializer)
         if codec is not None:
@@ -420,8 +436,9 @@ class RayTaskRunner(RefCalls):
             remote = self._remote_fns.get(fn)
         except TypeError:  # not weak-referenceable (e.g. a builtin)
             remote = None
+        values = carried(call.context) if CARRIED else None
         if self._codec is not None:
-            blob = self._codec.encode_call(call.method, tuple(args), call.kwargs)
+            blob = self._codec.encode_call(call.method, tuple(args), call.kwargs, values)
             coded = self._coded_remote
             if coded is None:
                 coded = self._ray.remote(run_coded)
@@ -429,6 +446,11 @@ class RayTaskRunner(RefCalls):
                     coded = coded.options(**self._options)
                 self._coded_remote = coded
             return coded.remote(self._serializer, fn, blob)
+        if values is not None:
+            carrying = self._carrying_remote
+            if carrying is None:
+                carrying = self._carrying_remote = self._task_remote(run_function_in)
+            return carrying.remote(values, fn, *args, **call.kwargs)
         if remote is None:
             remote = self._ray.remote(run_function)
             if self._options:
@@ -436,6 +458,10 @@ class RayTaskRunner(RefCalls):
             with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
                 self._remote_fns[fn] = remote
         return remote.remote(fn, *args, **call.kwargs)
+
+    def _task_remote(self, fn: Any) -> Any:
+        remote = self._ray.remote(fn)
+        return remote.options(**self._options) if self._options else remote
 
     def _cancel_pending(self) -> None:
         for ref in self._pending.copy().values():

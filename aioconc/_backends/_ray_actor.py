@@ -35,6 +35,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._carry import enter, leave, run_with
 from ._base import construct
 from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
 
@@ -49,10 +50,12 @@ __all__ = [
     "raised_cause",
     "run_coded",
     "run_function",
+    "run_function_in",
 ]
 
-# Entry points are named ENTRY_PREFIX + the method's name: never one of the
-# host's own methods (call, coded, ready, watch, close, skip) nor one of Ray's (_ray_*, __ray_*__).
+# Entry points are named ENTRY_PREFIX + the method's name: never one of the host's
+# own methods (call, call_in, coded, ready, watch, close, skip) nor one of Ray's
+# (_ray_*, __ray_*__).
 ENTRY_PREFIX = "m_"
 
 
@@ -118,6 +121,10 @@ class _SyncHost:
             raise _Raised(exc) from None
         return result
 
+    def call_in(self, values: dict[str, Any], method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`call` with the caller's carried context ``values`` set around it."""
+        return run_with(values, self.call, method, *args, **kwargs)
+
     def close(self) -> None:
         self._build()
         hook = getattr(self._instance, "stop", None)
@@ -141,11 +148,14 @@ class _SyncHost:
         """Run a call sent as JSON/msgpack; its outcome in the same format."""
         callee = self._callee(serializer)
         try:
-            method, args, kwargs = callee.decode_call(blob)
+            method, args, kwargs, values = callee.decode_call(blob)
         except Exception as exc:
             return _undecodable(callee, exc)
         try:
-            outcome: tuple[Any, ...] = (OK, self.call(method, *args, **kwargs))
+            if values is None:
+                outcome: tuple[Any, ...] = (OK, self.call(method, *args, **kwargs))
+            else:
+                outcome = (OK, self.call_in(values, method, *args, **kwargs))
         except BaseException as exc:
             outcome = _failure(exc)
         return callee.codec.encode_outcome(outcome, method)
@@ -193,15 +203,28 @@ class _AsyncHost(_SyncHost):
             raise _Raised(exc) from None
         return result
 
+    async def call_in(
+        self, values: dict[str, Any], method: str, seq: int, /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """:meth:`call` with the caller's carried context ``values`` set around it."""
+        tokens = enter(values)
+        try:
+            return await self.call(method, seq, *args, **kwargs)
+        finally:
+            leave(tokens)
+
     async def coded(self, serializer: str, seq: int, blob: bytes, /) -> bytes:  # type: ignore[override]
         callee = self._callee(serializer)
         try:
-            method, args, kwargs = callee.decode_call(blob)
+            method, args, kwargs, values = callee.decode_call(blob)
         except Exception as exc:
             self.skip(seq)  # the calls behind it must not wait for it
             return _undecodable(callee, exc)
         try:
-            outcome: tuple[Any, ...] = (OK, await self.call(method, seq, *args, **kwargs))
+            if values is None:
+                outcome: tuple[Any, ...] = (OK, await self.call(method, seq, *args, **kwargs))
+            else:
+                outcome = (OK, await self.call_in(values, method, seq, *args, **kwargs))
         except BaseException as exc:
             outcome = _failure(exc)
         return callee.codec.encode_outcome(outcome, method)
@@ -367,11 +390,14 @@ def run_coded(serializer: str, fn: Any, blob: bytes, /) -> bytes:
     assert codec is not None
     callee = Callee(codec, None, fn)
     try:
-        method, args, kwargs = callee.decode_call(blob)
+        method, args, kwargs, values = callee.decode_call(blob)
     except Exception as exc:
         return _undecodable(callee, exc)
     try:
-        outcome: tuple[Any, ...] = (OK, run_function(fn, *args, **kwargs))
+        if values is None:
+            outcome: tuple[Any, ...] = (OK, run_function(fn, *args, **kwargs))
+        else:
+            outcome = (OK, run_with(values, run_function, fn, *args, **kwargs))
     except BaseException as exc:
         outcome = _failure(exc)
     return codec.encode_outcome(outcome, method)
@@ -386,3 +412,8 @@ def run_function(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     except (SystemExit, KeyboardInterrupt) as exc:
         raise _Raised(exc) from None
     return result
+
+
+def run_function_in(values: dict[str, Any], fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """:func:`run_function` with the caller's carried context ``values`` set around it."""
+    return run_with(values, run_function, fn, *args, **kwargs)

@@ -20,10 +20,11 @@ import weakref
 from typing import Any
 
 from .._call import Call
+from .._carry import CARRIED, carried
 from .._exceptions import SerializationError, WorkerCrashedError
 from .._future import CancelledError, Future
 from .._runtime import background_loop, inbox_for
-from .._serialize import CallCodec, with_remote_traceback
+from .._serialize import CallCodec, argument_error, with_remote_traceback
 from .._unwrap import defer, needs_unwrap
 from ._base import Capabilities
 from ._codec import ERROR, OK, UNSERIALIZABLE
@@ -134,6 +135,16 @@ def serialization_error(exc: Exception, what: str) -> BaseException:
     return exc
 
 
+def _submit_error(exc: Exception, call: Call) -> BaseException:
+    """What a call fails with when submitting it raised ``exc``."""
+    error = serialization_error(exc, f"an argument of {call.method}()")
+    values = carried(call.context) if CARRIED else None
+    if values is not None and type(error) is SerializationError and error is not exc:
+        # A carried context value may be the culprit: name it (or the argument).
+        return argument_error(None, call.method, call.args, call.kwargs, exc, "ray", context=values)
+    return error
+
+
 def _with_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """``args``/``kwargs`` with top-level Ray-mode futures replaced by their ObjectRefs."""
     refs = _refs
@@ -190,9 +201,10 @@ class RefCalls:
         if self._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
             args, kwargs = _with_refs(args, kwargs)
             if needs_unwrap(args, kwargs):  # futures of other modes, or nested ones
-                defer(Call(call.method, args, kwargs, call.future, call.timeout), self._submit)
+                later = Call(call.method, args, kwargs, call.future, call.timeout, call.context)
+                defer(later, self._submit)
                 return
-            call = Call(call.method, args, kwargs, call.future, call.timeout)
+            call = Call(call.method, args, kwargs, call.future, call.timeout, call.context)
         self._submit(call)
 
     def _submit(self, call: Call) -> None:
@@ -211,7 +223,7 @@ class RefCalls:
         try:
             ref = self._remote(call)
         except Exception as exc:
-            fut._set_exception(serialization_error(exc, f"an argument of {call.method}()"))
+            fut._set_exception(_submit_error(exc, call))
             return
         self._pending[fut] = ref
         _refs[fut] = ref

@@ -41,11 +41,6 @@ from aioconc import async_gather as _async_gather
 from aioconc import async_wait as _async_wait
 
 
-def _no_ray(worker_mode: str, why: str) -> None:
-    if worker_mode == "ray":
-        pytest.skip(why)
-
-
 class Plain(Worker):
     def __init__(self, base: int = 0) -> None:
         self.base = base
@@ -87,7 +82,6 @@ class ModelWorker(Worker, BaseModel):
 
 
 def test_pydantic_model_worker_handle_is_protected(worker_mode: str) -> None:
-    _no_ray(worker_mode, "model workers in Ray mode belong to the Ray backend's issue")
     with ModelWorker.options(mode=worker_mode).init(name="m", factor=3) as handle:
         assert handle.scaled(2).result(30) == "m:6"
         with pytest.raises(AttributeError):

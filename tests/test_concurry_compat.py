@@ -41,11 +41,6 @@ from aioconc import async_gather as _async_gather
 from aioconc import async_wait as _async_wait
 
 
-def _no_ray(worker_mode: str, why: str) -> None:
-    if worker_mode == "ray":
-        pytest.skip(why)
-
-
 class Plain(Worker):
     def __init__(self, base: int = 0) -> None:
         self.base = base
@@ -87,7 +82,6 @@ class ModelWorker(Worker, BaseModel):
 
 
 def test_pydantic_model_worker_handle_is_protected(worker_mode: str) -> None:
-    _no_ray(worker_mode, "model workers in Ray mode belong to the Ray backend's issue")
     with ModelWorker.options(mode=worker_mode).init(name="m", factor=3) as handle:
         assert handle.scaled(2).result(30) == "m:6"
         with pytest.raises(AttributeError):
@@ -415,7 +409,6 @@ _VALIDATED = {
 def test_validation_failing_inside_the_worker_ends_in_retry_validation_error(
     worker_mode: str,
 ) -> None:
-    _no_ray(worker_mode, "the Ray actor side of internal retries is the Ray backend's part")
     options = {"num_retries": {"*": 0, "inner": 0, "sync_inner": 1}, **_VALIDATED}
     with Batch.options(mode=worker_mode, **options).init() as handle:
         for call in (handle.outer(42), handle.fan_out(2)):
@@ -429,7 +422,6 @@ def test_validation_failing_inside_the_worker_ends_in_retry_validation_error(
 
 
 def test_internal_calls_are_retried_until_valid_and_handle_calls_once(worker_mode: str) -> None:
-    _no_ray(worker_mode, "the Ray actor side of internal retries is the Ray backend's part")
     options = {"num_retries": {"*": 0, "inner": 5, "sync_inner": 2}, **_VALIDATED}
     with Batch.options(mode=worker_mode, **options).init() as handle:
         assert handle.outer(7).result(60) == {"value": 7, "status": "success"}
@@ -438,6 +430,32 @@ def test_internal_calls_are_retried_until_valid_and_handle_calls_once(worker_mod
             handle.sync_inner(1).result(60)  # a handle call: retried by the stage alone
         assert info.value.attempts == 3
         assert handle.count().result(60) == 6
+
+
+class Flaky(Worker):
+    """Its ``fetch`` fails until its third attempt; ``load`` calls it internally."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def fetch(self, key: str) -> str:
+        self.attempts += 1
+        if self.attempts < 3:
+            raise ConnectionError(f"attempt {self.attempts} failed")
+        return key.upper()
+
+    def load(self, key: str) -> tuple[str, int]:
+        return self.fetch(key), self.attempts
+
+
+def test_an_internal_call_that_raises_is_retried_in_the_worker(worker_mode: str) -> None:
+    options = {"num_retries": {"*": 0, "fetch": 2}, "retry_wait": 0.001, "retry_jitter": 0}
+    with Flaky.options(mode=worker_mode, **options).init() as handle:
+        # load itself has no retries: fetch's two failures are retried inside the worker.
+        assert handle.load("k").result(60) == ("K", 3)
+    once = Flaky.options(mode=worker_mode, num_retries={"*": 0, "fetch": 1})
+    with once.init() as handle, pytest.raises(ConnectionError, match="attempt 2 failed"):
+        handle.load("k").result(60)
 
 
 def test_retry_validation_error_takes_concurrys_constructor_arguments() -> None:

@@ -179,3 +179,18 @@ def test_string_options_work_on_every_python() -> None:
             ConGate.options(mode="thread")
         with pytest.raises(ValueError):
             concurry.LoadBalancingAlgorithm("round_robin")
+
+
+def test_a_missing_method_fails_at_the_call_site() -> None:
+    # Every mode: tests/test_calls.py::test_missing_and_non_callable_and_private_names.
+    for mode in ("sync", "thread"):
+        with AioGate.options(mode=mode).init() as handle, pytest.raises(AttributeError):
+            handle.no_such_method(1)
+    # concurry: a thread worker hands back a future, which fails only when read.
+    con = ConGate.options(mode=concurry.ExecutionMode.Threads).init()
+    try:
+        theirs = con.no_such_method(1)
+        with pytest.raises(AttributeError):
+            theirs.result(timeout=5)
+    finally:
+        con.stop()

@@ -44,7 +44,7 @@ from .._runtime import background_loop, inbox_for, on_engine_thread
 from .._serialize import CallCodec
 from ..limits._export import exporting
 from . import _ray_limits
-from ._base import WorkerSpec
+from ._base import WorkerSpec, internal_retries
 from ._codec import BOUND_CALLS, codec_for
 from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function, run_function_in
 from ._ray_calls import (
@@ -175,7 +175,9 @@ class RayWorker(RefCalls):
         try:
             # Shared "ray" limit sets travel as clients of their limit actor.
             with exporting(functools.partial(_ray_limits.export, client=self._name_id)):
-                self._actor = actor_cls.remote(spec.cls, spec.args, spec.kwargs, spec.limits)
+                self._actor = actor_cls.remote(
+                    spec.cls, spec.args, spec.kwargs, spec.limits, internal_retries(spec)
+                )
         except Exception as exc:
             raise serialization_error(
                 exc, f"the class or __init__ arguments of {spec.name}"

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._carry import enter, leave, run_with
+from ..middleware._internal_retry import unwrapped_method
 from ._base import construct
 from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
 
@@ -86,10 +87,12 @@ class _SyncHost:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         limits: Any = None,
+        retries: Any = None,
     ) -> None:
         self._error: BaseException | None = None
         self._instance: Any = None
-        self._parts: tuple[Any, ...] | None = (cls, args, kwargs, limits)
+        # ``retries``: the policies for the instance's calls to its own methods.
+        self._parts: tuple[Any, ...] | None = (cls, args, kwargs, limits, retries)
 
     def _build(self) -> None:
         parts, self._parts = self._parts, None
@@ -114,7 +117,7 @@ class _SyncHost:
         if self._error is not None:
             _raise(self._error)
         try:
-            result = getattr(self._instance, method)(*args, **kwargs)
+            result = unwrapped_method(self._instance, method)(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = asyncio.run(_awaited(result))
         except (SystemExit, KeyboardInterrupt) as exc:
@@ -179,9 +182,10 @@ class _AsyncHost(_SyncHost):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         limits: Any = None,
+        retries: Any = None,
     ) -> None:
         # Built at once, outside the actor's event loop (an __init__ may run one).
-        super().__init__(cls, args, kwargs, limits)
+        super().__init__(cls, args, kwargs, limits, retries)
         self._build()
 
     async def watch(self) -> None:  # type: ignore[override]
@@ -194,7 +198,7 @@ class _AsyncHost(_SyncHost):
         await self._turn(seq)
         try:
             try:
-                result = getattr(self._instance, method)(*args, **kwargs)
+                result = unwrapped_method(self._instance, method)(*args, **kwargs)
             finally:
                 self.skip(seq)  # the next call may start once this one has begun
             if inspect.isawaitable(result):

@@ -25,12 +25,12 @@ from ._exceptions import WorkerStoppedError as WorkerStoppedError
 from ._future import BaseFuture as BaseFuture
 from ._future import CancelledError as CancelledError
 from ._future import Future as Future
-from ._future import SyncFuture as SyncFuture
 from ._future import TaskRecord as TaskRecord
 from ._future import TaskStatus as TaskStatus
 from ._proxy import WorkerHandle as WorkerHandle
 from ._retry_config import RetryConfig as RetryConfig
 from ._stats import CallStatistics as CallStatistics
+from ._sync_future import SyncFuture as SyncFuture
 from ._timer import Timer as Timer
 from ._timer import TimerError as TimerError
 from ._wait import ALL_COMPLETED as ALL_COMPLETED

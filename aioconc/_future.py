@@ -11,7 +11,8 @@ loop, a process reader) and can be waited on from anywhere:
 * ``add_done_callback`` runs in the thread that completes the future.
 
 The done-callbacks that carry a completion to threads and loops are in
-``_wakeups.py``; ``CancelledError`` is in ``_exceptions.py``.
+``_wakeups.py``; ``CancelledError`` is in ``_exceptions.py``; the future made
+already finished (``SyncFuture``) is in ``_sync_future.py``.
 
 One module-wide lock guards the state transitions.  Its critical sections are a
 few attribute writes, so sharing it costs less than a lock per future would.
@@ -48,7 +49,6 @@ __all__ = [
     "BaseFuture",
     "CancelledError",
     "Future",
-    "SyncFuture",
     "TaskRecord",
     "TaskStatus",
 ]
@@ -557,45 +557,3 @@ class Future(Generic[T]):
 
 BaseFuture = Future
 """concurry's name for :class:`Future`."""
-
-
-class SyncFuture(Future[T]):
-    """A future that is finished when it is made, from a value or an exception.
-
-    The futures of sync-mode calls are ``SyncFuture``s too (the call has run by
-    the time it is returned).  Raises ``TypeError`` when ``exception_value`` is
-    not an exception.
-    """
-
-    __slots__ = ()
-
-    def __init__(
-        self, result_value: Any = None, exception_value: BaseException | None = None
-    ) -> None:
-        # Every slot set directly, not through Future.__init__: making one of
-        # these is on the hot path of code that wraps plain values.
-        self._callbacks = self._aio = self._loop = self._inner = self._task_id = None
-        self._stats = None
-        self._asyncio_future_blocking = self.worker = self.started_at = None
-        self.priority = PRIORITY_NORMAL
-        self.attempts = 0
-        self.submitted_at = self.completed_at = _now()
-        if exception_value is None:
-            self._result = result_value
-            self._exception = None
-            self._state = _SUCCESS
-        elif isinstance(exception_value, BaseException):
-            self._result = None
-            self._exception = exception_value
-            self._state = _FAILURE
-        else:
-            raise TypeError(
-                f"exception_value must be an exception, not {type(exception_value).__name__}"
-            )
-
-    @classmethod
-    def pending(cls, priority: int = PRIORITY_NORMAL, worker: str | None = None) -> SyncFuture[T]:
-        """A not yet finished one, for a call that a sync-mode worker runs inline."""
-        fut = cls.__new__(cls)
-        Future.__init__(fut, priority, worker)
-        return fut

@@ -20,10 +20,11 @@ from ._anyloop import wait_quietly
 from ._call import Call
 from ._chain import ChainRunner, Handler, attempt_handler, build_chain
 from ._exceptions import WorkerStoppedError
-from ._future import Future, SyncFuture
+from ._future import Future
 from ._options import parse_priority
 from ._runtime import running_loop
 from ._stats import CallStatistics, CallStats
+from ._sync_future import SyncFuture
 from ._unwrap import defer, needs_unwrap
 
 if TYPE_CHECKING:

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._anyloop import current_inbox, start_awaitable
+from ._anyloop import current_inbox
 from ._enums import PollingAlgorithm, ReturnWhen
-from ._future import CancelledError, Future, SyncFuture
+from ._future import CancelledError, Future
 from ._runtime import running_loop
+from ._spawn import start_awaitable
+from ._sync_future import SyncFuture
 from ._wrap import wrap_future
 
 if TYPE_CHECKING:

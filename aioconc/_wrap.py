@@ -7,9 +7,11 @@ import concurrent.futures
 import functools
 from typing import Any
 
-from ._anyloop import in_async_code, start_awaitable
-from ._future import Future, SyncFuture
+from ._anyloop import in_async_code
+from ._future import Future
 from ._runtime import inbox_for, running_loop
+from ._spawn import start_awaitable
+from ._sync_future import SyncFuture
 
 __all__ = ["wrap_future"]
 

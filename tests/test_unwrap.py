@@ -13,7 +13,8 @@ import pytest
 from aioconc import Worker
 from aioconc._backends import available_modes
 from aioconc._enums import ExecutionMode
-from aioconc._future import Future, SyncFuture
+from aioconc._future import Future
+from aioconc._sync_future import SyncFuture
 from aioconc._unwrap import needs_unwrap
 
 Pair = namedtuple("Pair", "a b")

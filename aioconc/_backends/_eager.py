@@ -209,8 +209,7 @@ class EagerStarter:
         if runner is None or runner.state is not _IDLE or self._busy:
             # None yet, or ended by a cancellation that came too late for its
             # call; or a call starts from inside another's first step.
-            runner = _Runner(loop)
-            runner.task = task_in_context(loop, runner, contextvars.Context())
+            runner = self._new_runner()
             if not self._busy:
                 self._spare = runner
         task = runner.task
@@ -247,10 +246,7 @@ class EagerStarter:
             _leave_task(loop, task)
             if caller is not None:
                 _enter_task(loop, caller)
-        runner.took(coro, fut, ctx, yielded)
-        runner.on_end = self._on_end
-        if runner is self._spare:
-            self._spare = None
+        self._hand_off(runner, coro, fut, ctx, yielded)
         return task
 
     def start_here(
@@ -281,8 +277,7 @@ class EagerStarter:
             return True
         runner = self._spare
         if runner is None or runner.state is not _IDLE:
-            runner = self._spare = _Runner(loop)
-            runner.task = task_in_context(loop, runner, contextvars.Context())
+            runner = self._spare = self._new_runner()
         task = runner.task
         assert task is not None
         ctx = _copy_context()
@@ -318,11 +313,30 @@ class EagerStarter:
             else:
                 cur[loop] = caller
         fut._aio, fut._loop, fut._asyncio_future_blocking = task, loop, False  # _bind_task
-        runner.took(coro, fut, ctx, yielded)
-        runner.on_end = self._on_end
-        self._spare = None
+        self._hand_off(runner, coro, fut, ctx, yielded)
         self.tasks[fut] = task
         return True
+
+    def _new_runner(self) -> _Runner:
+        # Its task starts in an empty context: each call it runs brings its own.
+        runner = _Runner(self._loop)
+        runner.task = task_in_context(self._loop, runner, contextvars.Context())
+        return runner
+
+    def _hand_off(
+        self,
+        runner: _Runner,
+        coro: Coroutine[Any, Any, Any],
+        fut: Future[Any],
+        ctx: contextvars.Context,
+        yielded: Any,
+    ) -> None:
+        # The call suspended in its first step: the runner's task carries on
+        # with it, so the runner stops being the spare.
+        runner.took(coro, fut, ctx, yielded)
+        runner.on_end = self._on_end
+        if runner is self._spare:
+            self._spare = None
 
     def _ended_at_once(self, runner: _Runner) -> None:
         if runner is not self._spare:

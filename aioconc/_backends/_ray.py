@@ -208,41 +208,28 @@ class RayWorker(RefCalls):
     def _remote(self, call: Call) -> Any:
         values = carried(call.context) if CARRIED else None
         if self._codec is not None:
-            return self._remote_coded(call, values)
+            blob = self._codec.encode_call(call.method, call.args, call.kwargs, values)
+            return self._send(self._actor.coded.remote, (self._serializer,), (blob,), {})
         if values is not None:
-            return self._remote_carrying(call, values)
+            # The caller's carried context values go first, to the host's call_in.
+            lead: tuple[Any, ...] = (values, call.method)
+            return self._send(self._actor.call_in.remote, lead, call.args, call.kwargs)
         remote = self._remotes.get(call.method)
         if remote is None:
             remote = self._remotes[call.method] = self._entry(call.method)
+        return self._send(remote, (), call.args, call.kwargs)
+
+    def _send(
+        self, remote: Any, lead: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """``remote(*lead, *args, **kwargs)``; an ordered actor's call also carries
+        its place in line, after ``lead``."""
         if not self._ordered:  # a plain actor: Ray keeps our submission order
-            return remote(*call.args, **call.kwargs)
+            return remote(*lead, *args, **kwargs)
         seq = next(self._seq)
         try:
-            return remote(seq, *call.args, **call.kwargs)
+            return remote(*lead, seq, *args, **kwargs)
         except BaseException:  # the call never reaches the actor: do not make the next wait
-            self._actor.skip.remote(seq)
-            raise
-
-    def _remote_carrying(self, call: Call, values: dict[str, Any]) -> Any:
-        # The caller's carried context values go first, to the host's call_in.
-        if not self._ordered:
-            return self._actor.call_in.remote(values, call.method, *call.args, **call.kwargs)
-        seq = next(self._seq)
-        try:
-            return self._actor.call_in.remote(values, call.method, seq, *call.args, **call.kwargs)
-        except BaseException:
-            self._actor.skip.remote(seq)
-            raise
-
-    def _remote_coded(self, call: Call, values: dict[str, Any] | None) -> Any:
-        assert self._codec is not None
-        blob = self._codec.encode_call(call.method, call.args, call.kwargs, values)
-        if not self._ordered:
-            return self._actor.coded.remote(self._serializer, blob)
-        seq = next(self._seq)
-        try:
-            return self._actor.coded.remote(self._serializer, seq, blob)
-        except BaseException:
             self._actor.skip.remote(seq)
             raise
 
@@ -434,34 +421,30 @@ class RayTaskRunner(RefCalls):
             fn, *args = call.args
         if not callable(fn):
             raise TypeError(f"the first argument must be a callable, not {type(fn).__name__}")
-        try:
-            remote = self._remote_fns.get(fn)
-        except TypeError:  # not weak-referenceable (e.g. a builtin)
-            remote = None
         values = carried(call.context) if CARRIED else None
         if self._codec is not None:
             blob = self._codec.encode_call(call.method, tuple(args), call.kwargs, values)
             coded = self._coded_remote
             if coded is None:
-                coded = self._ray.remote(run_coded)
-                if self._options:
-                    coded = coded.options(**self._options)
-                self._coded_remote = coded
+                coded = self._coded_remote = self._task_remote(run_coded)
             return coded.remote(self._serializer, fn, blob)
         if values is not None:
             carrying = self._carrying_remote
             if carrying is None:
                 carrying = self._carrying_remote = self._task_remote(run_function_in)
             return carrying.remote(values, fn, *args, **call.kwargs)
+        try:
+            remote = self._remote_fns.get(fn)
+        except TypeError:  # not weak-referenceable (e.g. a builtin)
+            remote = None
         if remote is None:
-            remote = self._ray.remote(run_function)
-            if self._options:
-                remote = remote.options(**self._options)
+            remote = self._task_remote(run_function)
             with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
                 self._remote_fns[fn] = remote
         return remote.remote(fn, *args, **call.kwargs)
 
     def _task_remote(self, fn: Any) -> Any:
+        """``fn`` as a Ray task, with this runner's Ray options."""
         remote = self._ray.remote(fn)
         return remote.options(**self._options) if self._options else remote
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,6 +23,18 @@ carry_context(held)
 local_only: contextvars.ContextVar[str] = contextvars.ContextVar("local_only", default="unset")
 
 IN_PROCESS = ["sync", "asyncio", "thread"]
+
+T = TypeVar("T")
+
+
+@contextmanager
+def setting(var: contextvars.ContextVar[T], value: T) -> Iterator[None]:
+    """``var`` set to ``value`` in the test's own context for the block, then reset."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
 
 
 class Reader(Worker):
@@ -48,25 +62,18 @@ class Reader(Worker):
 @pytest.mark.parametrize("mode", IN_PROCESS)
 async def test_a_context_var_set_before_await_is_seen_by_the_method(mode: str) -> None:
     async with Reader.options(mode=mode).init() as worker:
-        token = request_id.set("req-42")
-        try:
+        with setting(request_id, "req-42"):
             assert await worker.read() == "req-42"
             assert await worker.read_async() == "req-42"
-        finally:
-            request_id.reset(token)
         # Each call takes the context of the moment it is made.
         assert await worker.read() == "none"
 
 
 @pytest.mark.parametrize("mode", IN_PROCESS)
 def test_a_script_s_context_reaches_the_method(mode: str) -> None:
-    with Reader.options(mode=mode).init() as worker:
-        token = request_id.set("script")
-        try:
-            assert worker.read().result(10) == "script"
-            assert worker.read_async().result(10) == "script"
-        finally:
-            request_id.reset(token)
+    with Reader.options(mode=mode).init() as worker, setting(request_id, "script"):
+        assert worker.read().result(10) == "script"
+        assert worker.read_async().result(10) == "script"
 
 
 @pytest.mark.parametrize("mode", IN_PROCESS)
@@ -82,12 +89,9 @@ def test_what_a_method_sets_stays_with_the_call(mode: str) -> None:
 async def test_context_travels_through_the_middleware_chain(mode: str) -> None:
     # A retry option gives the worker a chain: the attempt still sees the caller's value.
     async with Reader.options(mode=mode, num_retries=1).init() as worker:
-        token = request_id.set("chained")
-        try:
+        with setting(request_id, "chained"):
             assert await worker.read() == "chained"
             assert await worker.read_async() == "chained"
-        finally:
-            request_id.reset(token)
 
 
 # ---------------------------------------------------------------------------
@@ -123,12 +127,9 @@ def with_request(value: str, fn: Any, *args: Any) -> Any:
 def test_a_carried_variable_is_seen_by_the_method_in_every_mode(worker_mode: str) -> None:
     with Reader.options(mode=worker_mode).init() as worker:
         assert worker.read().result(30) == "none"
-        token = request_id.set("req-7")
-        try:
+        with setting(request_id, "req-7"):
             assert worker.read().result(30) == "req-7"
             assert worker.read_async().result(30) == "req-7"
-        finally:
-            request_id.reset(token)
         # Set around the call only: the next call without a value sees the default.
         assert worker.read().result(30) == "none"
         assert worker.read_async().result(30) == "none"
@@ -167,12 +168,9 @@ def test_an_unpicklable_context_value_fails_only_that_call_naming_the_variable(
     if worker_mode not in ("process", "ray"):
         pytest.skip("values cross no process boundary in this mode")
     with Reader.options(mode=worker_mode).init() as worker:
-        token = held.set(threading.Lock())
-        try:
-            with pytest.raises(SerializationError, match=r"context variable 'held'.*lock"):
-                worker.read().result(30)
-        finally:
-            held.reset(token)
+        unpicklable = setting(held, threading.Lock())
+        with unpicklable, pytest.raises(SerializationError, match=r"context variable 'held'.*lock"):
+            worker.read().result(30)
         assert worker.read().result(30) == "none"  # the worker keeps serving
 
 
@@ -186,36 +184,28 @@ def test_a_context_value_the_serializer_cannot_encode_names_the_variable(
     with Reader.options(mode=worker_mode, serializer=serializer).init() as worker:
         assert with_request("coded", lambda: worker.read().result(30)) == "coded"
         assert with_request("coded", lambda: worker.read_async().result(30)) == "coded"
-        token = held.set(object())
-        try:
-            with pytest.raises(
+        with (
+            setting(held, object()),
+            pytest.raises(
                 SerializationError, match=rf"context variable 'held'.*{serializer} serializer"
-            ):
-                worker.read().result(30)
-        finally:
-            held.reset(token)
+            ),
+        ):
+            worker.read().result(30)
         assert worker.read().result(30) == "none"
 
 
 def test_an_unregistered_variable_stays_behind_in_a_worker_process() -> None:
-    with Reader.options(mode="process").init() as worker:
-        token = local_only.set("here")
-        try:
-            assert worker.read_local().result(30) == "unset"
-            assert worker.echo(local_only.get()).result(30) == "here"  # pass it instead
-        finally:
-            local_only.reset(token)
+    with Reader.options(mode="process").init() as worker, setting(local_only, "here"):
+        assert worker.read_local().result(30) == "unset"
+        assert worker.echo(local_only.get()).result(30) == "here"  # pass it instead
 
 
 @pytest.mark.anyio
 async def test_an_awaited_process_call_carries_the_value() -> None:
     async with Reader.options(mode="process").init() as worker:
-        token = request_id.set("awaited")
-        try:
+        with setting(request_id, "awaited"):
             assert await worker.read() == "awaited"
             assert await worker.read_async() == "awaited"
-        finally:
-            request_id.reset(token)
         assert await worker.read() == "none"
 
 
@@ -234,9 +224,6 @@ def test_a_variable_of_another_module_registered_by_the_caller_reaches_the_worke
     # Registered here, not by its own module: the worker finds it by module and name.
     carry_context(_carried.trace_id)
     with Reader.options(mode=worker_mode).init() as worker:
-        token = _carried.trace_id.set("t-1")
-        try:
+        with setting(_carried.trace_id, "t-1"):
             assert worker.read_trace().result(30) == "t-1"
-        finally:
-            _carried.trace_id.reset(token)
         assert worker.read_trace().result(30) == "no-trace"

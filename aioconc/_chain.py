@@ -132,8 +132,8 @@ class ChainRunner:
         fut = call.future
         try:
             result = await self._chain(call)
-        except asyncio.CancelledError:
-            fut._set_cancelled()
+        except asyncio.CancelledError as cancelled:
+            fut._set_cancelled(cancelled)  # may be the awaiting task's (Future.__await__)
         except BaseException as exc:
             fut._set_exception(exc)
         else:

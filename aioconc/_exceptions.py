@@ -13,11 +13,15 @@
      │    ├── RemoteError              a worker raised an exception whose type the caller
      │    │                            can't rebuild (json/msgpack serializers)
      │    └── RetryValidationError     retry_until rejected every attempt's result
-     ├── TimeoutError
+     ├── TimeoutError                  a wait ran out (result(timeout), wait(), a start-up)
      │    └── CallTimeoutError         a call ran past its deadline (also AioconcError)
      └── concurrent.futures.CancelledError
           └── CancelledError           a cancelled call (also asyncio.CancelledError,
                                        a BaseException)
+
+Every ``TimeoutError`` aioconc raises is also ``asyncio.TimeoutError`` and
+``concurrent.futures.TimeoutError``: the same class from Python 3.11 on, three
+classes on 3.10 (:data:`WaitTimeoutError`).
 
 User exceptions are never wrapped: a method that raises ``KeyError`` fails its
 future with that ``KeyError``.  Cancellation is ``concurrent.futures.CancelledError``,
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 from typing import Any
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "RemoteError",
     "RetryValidationError",
     "SerializationError",
+    "WaitTimeoutError",
     "WorkerCrashedError",
     "WorkerError",
     "WorkerStartError",
@@ -121,7 +127,16 @@ class RemoteError(AioconcError):
         return cls(f"{type_name}: {message}", type_name=type_name)
 
 
-class CallTimeoutError(AioconcError, TimeoutError):
+if sys.version_info >= (3, 11):
+    WaitTimeoutError = TimeoutError
+else:
+
+    class WaitTimeoutError(TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
+        """A wait ran out: what ``except TimeoutError`` catches on 3.10, and also what
+        asyncio's and concurrent.futures' ``TimeoutError`` (not yet the builtin) catch."""
+
+
+class CallTimeoutError(AioconcError, WaitTimeoutError):
     """A call ran past its per-call deadline."""
 
 

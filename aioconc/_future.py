@@ -34,13 +34,14 @@ import datetime
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from ._anyloop import await_elsewhere
-from ._exceptions import CancelledError
+from ._exceptions import CancelledError, WaitTimeoutError
 from ._record import TaskRecord, TaskStatus, utc_datetime
 from ._runtime import inbox_for, running_loop
 from ._wakeups import _cancel_aio, _copy_outcome, _LoopBridge, _OnLoop, _Waiter
@@ -67,6 +68,23 @@ _CANCELLED = TaskStatus.CANCELLED
 
 PRIORITY_NORMAL = 2
 _now = time.time
+
+# Task.cancelling() (3.11+) tells whether the task awaiting a call was itself
+# cancelled while it waited (Future.__await__).  3.10 has no such count.
+if sys.version_info >= (3, 11):
+    _awaiting_task = asyncio.current_task
+
+    def _cancels(task: asyncio.Task[Any]) -> int:
+        return task.cancelling()
+
+else:
+
+    def _awaiting_task() -> asyncio.Task[Any] | None:
+        return None
+
+    def _cancels(task: asyncio.Task[Any]) -> int:
+        return 0
+
 
 # Task ids: a random per-process prefix plus a counter.  Unique across processes,
 # and far cheaper than uuid4() on every call; made only when someone asks.
@@ -108,6 +126,7 @@ class Future(Generic[T]):
         "_aio",
         "_asyncio_future_blocking",
         "_callbacks",
+        "_cancel_exc",
         "_exception",
         "_inner",
         "_loop",
@@ -129,6 +148,10 @@ class Future(Generic[T]):
         self._state: TaskStatus = _PENDING
         self._result: Any = None
         self._exception: BaseException | None = None
+        # The asyncio.CancelledError that cancelled the task running this call
+        # when it came from outside (the awaiting task's cancellation passed on),
+        # not from cancel(): that task re-raises it from ``await`` (__await__).
+        self._cancel_exc: BaseException | None = None
         self._callbacks: list[Callable[[Future[T]], Any]] | None = None
         # The asyncio task or future that runs this call on some loop, when there
         # is one: cancel() of a running call cancels it, ``await`` on that loop
@@ -340,6 +363,18 @@ class Future(Generic[T]):
 
     _cancel_message: ClassVar[str | None] = None
 
+    def _cancelled_by_other(self, waiter: asyncio.Task[Any] | None, before: int) -> bool:
+        """Whether someone other than the awaiting task cancelled this finished call.
+
+        ``waiter`` and ``before``: the awaiting task and its ``cancelling()``
+        count before it awaited (3.11+, where that count says it exactly).  On
+        3.10 (``waiter`` None) the call's own record tells: ``cancel()`` came
+        first, or the call's task was cancelled from outside (by the awaiter).
+        """
+        if waiter is not None:
+            return _cancels(waiter) <= before
+        return self._cancel_exc is None
+
     def _on_target_done(self, target: asyncio.Future[Any]) -> None:
         if target.cancelled() and not self.done():
             self.cancel()
@@ -355,11 +390,26 @@ class Future(Generic[T]):
                 # directly, with no bridge.  The task puts every outcome of the
                 # call in this future and itself ends normally; if the awaiting
                 # task is cancelled, so is the call.
+                #
+                # The awaiting task's cancellation reaches the call's task, which
+                # ends normally, so the exception that leaves this ``await`` is
+                # chosen here: the awaiting task's own cancellation when it was
+                # the one cancelled (asyncio.timeout and TaskGroup look at its
+                # exact type), aioconc's CancelledError when someone else
+                # cancelled the call.
+                waiter = _awaiting_task()
+                before = 0 if waiter is None else _cancels(waiter)
                 try:
                     yield from aio.__await__()
-                except asyncio.CancelledError:
-                    self._set_cancelled()
-                    raise
+                except asyncio.CancelledError as exc:
+                    self._set_cancelled(exc)  # ignored when cancel() came first
+                    if not self._cancelled_by_other(waiter, before):
+                        raise
+                else:
+                    if self._state is _CANCELLED:
+                        own = self._cancel_exc
+                        if own is not None and not self._cancelled_by_other(waiter, before):
+                            raise own
             else:
                 # A bridge future on this loop, finished through the loop's inbox
                 # (completions from threads arrive in batches).  Cancelling the
@@ -459,11 +509,18 @@ class Future(Generic[T]):
         if callbacks:
             self._run_callbacks(callbacks)
 
-    def _set_cancelled(self) -> None:
-        """Finish as cancelled (ignored when already finished)."""
+    def _set_cancelled(self, exc: BaseException | None = None) -> None:
+        """Finish as cancelled (ignored when already finished).
+
+        ``exc``: the ``asyncio.CancelledError`` that cancelled the task running
+        the call, passed by the code that runs such tasks; when the call was
+        not cancelled by :meth:`cancel` first, it came from the task awaiting
+        the call, and ``await`` raises it there.
+        """
         with _lock:
             if self._state is not _PENDING and self._state is not _STARTED:
                 return
+            self._cancel_exc = exc
             callbacks = self._finish_locked(_CANCELLED)
         if callbacks:
             self._run_callbacks(callbacks)
@@ -533,7 +590,7 @@ class Future(Generic[T]):
             if self._callbacks is not None and waiter in self._callbacks:
                 self._callbacks.remove(waiter)
         if not self.done():
-            raise TimeoutError(f"future not done within {timeout} s")
+            raise WaitTimeoutError(f"future not done within {timeout} s")
 
     def _outcome(self) -> T:
         state = self._state

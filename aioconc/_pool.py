@@ -40,6 +40,7 @@ from ._backends import get_backend
 from ._backends._base import WorkerSpec
 from ._balance import make_balancer
 from ._chain import ChainRunner, build_chain
+from ._exceptions import WaitTimeoutError
 from ._future import Future
 from ._proxy import BoundMethod, ResolvedOptions, StopHook, run_stop_hooks
 from ._runtime import home_loop, running_loop
@@ -506,7 +507,9 @@ def start_pool(
             ready.result(timeout)
         except TimeoutError:
             pool.stop(0)
-            raise TimeoutError(f"starting pool {pool._name} timed out after {timeout} s") from None
+            raise WaitTimeoutError(
+                f"starting pool {pool._name} timed out after {timeout} s"
+            ) from None
         except BaseException:
             pass  # raised below
     if ready.done() and ready._exception is not None:

@@ -33,6 +33,8 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._exceptions import WaitTimeoutError
+
 __all__ = [
     "Inbox",
     "background_loop",
@@ -293,4 +295,4 @@ def run_on(
         return cf.result(timeout)
     except concurrent.futures.TimeoutError:
         cf.cancel()
-        raise TimeoutError(f"timed out after {timeout} s") from None
+        raise WaitTimeoutError(f"timed out after {timeout} s") from None

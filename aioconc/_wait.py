@@ -28,6 +28,7 @@ import anyio
 
 from ._anyloop import current_inbox
 from ._enums import PollingAlgorithm, ReturnWhen
+from ._exceptions import WaitTimeoutError
 from ._future import CancelledError, Future
 from ._runtime import running_loop
 from ._spawn import start_awaitable
@@ -236,7 +237,7 @@ class _Run:
 
 
 def _timed_out(timeout: float | None, api: str) -> TimeoutError:
-    return TimeoutError(f"{api}() timed out: futures not done within {timeout} s")
+    return WaitTimeoutError(f"{api}() timed out: futures not done within {timeout} s")
 
 
 def _put(inbox: queue.SimpleQueue[int], index: int, _future: Future[Any]) -> None:

@@ -22,6 +22,7 @@ from ._anyloop import in_async_code
 from ._backends import OPTION_NAMES, get_backend
 from ._backends._base import WorkerSpec, is_constructing
 from ._chain import attempt_handler, build_chain
+from ._exceptions import WaitTimeoutError
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
 from ._stats import CallStats
@@ -149,7 +150,7 @@ def start_worker(
             ready.result(timeout)
         except TimeoutError:
             backend_worker.force_close()
-            raise TimeoutError(f"starting worker {name} timed out after {timeout} s") from None
+            raise WaitTimeoutError(f"starting worker {name} timed out after {timeout} s") from None
         except BaseException:
             pass  # raised below, the same way as an already failed start
     if ready.done() and ready._exception is not None:

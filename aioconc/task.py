@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overlo
 from ._anyloop import wait_quietly
 from ._call import Call
 from ._enums import ExecutionMode
-from ._exceptions import WorkerStoppedError
+from ._exceptions import WaitTimeoutError, WorkerStoppedError
 from ._future import Future
 from ._options import _NO_POOL_MODES, parse_priority, validate_options
 from ._pool import PoolHandle
@@ -304,7 +304,7 @@ class MapIterator(Generic[R]):
         fut = self._pending[0]
         try:
             if not await wait_quietly(fut, self._timeout):  # on any loop, trio's too
-                raise TimeoutError(f"map result not ready within {self._timeout} s")
+                raise WaitTimeoutError(f"map result not ready within {self._timeout} s")
             value = fut._outcome()
         except BaseException:
             self._fail()

@@ -99,8 +99,8 @@ class _Runner(Coroutine[Any, Any, None]):
             return coro.throw(exc)
         except StopIteration as stop:
             self._fut._set_result(stop.value)
-        except asyncio.CancelledError:
-            self._fut._set_cancelled()
+        except asyncio.CancelledError as cancelled:
+            self._fut._set_cancelled(cancelled)  # may be the awaiting task's (Future.__await__)
         except BaseException as err:  # the call's outcome, whatever it is
             self._fut._set_exception(err)
         self._end()

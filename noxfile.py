@@ -68,6 +68,6 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark table (``nox -s bench -- --quick`` for a short run)."""
-    session.install("-e", ".[test]")
-    session.run("python", "-m", "aioconc", "bench", *session.posargs)
+    """``python -m benchmarks``: the benchmark table (``nox -s bench -- --quick``: a short run)."""
+    session.install("-e", ".[test,plot]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,4 +1,4 @@
-"""``bench --plot``: the printed ratio table becomes a chart (aioconc/bench/_plot.py)."""
+"""``python -m benchmarks --plot``: the printed table becomes a chart (benchmarks/_plot.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aioconc import __main__ as cli
-from aioconc.bench import _plot
+from benchmarks import __main__ as cli
+from benchmarks import _plot
 
 # The table as the benchmark prints it; "@" stands for the multiplication sign.
 TABLE = """\
@@ -56,7 +56,7 @@ def test_without_matplotlib_bench_fails_at_once_with_the_install_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
-    code = cli.main(["bench", "--quick", "--plot", str(tmp_path / "x.png")])
+    code = cli.main(["--quick", "--plot", str(tmp_path / "x.png")])
     assert code == 2
     err = capsys.readouterr()
     assert "pip install 'aioconc[plot]'" in err.err

@@ -1,4 +1,4 @@
-"""The benchmarks behind ``python -m aioconc bench``.
+"""The figures behind ``python -m benchmarks``.
 
 Every figure is measured in one run, on one machine, for aioconc *and* for the
 fastest plain-Python way of doing the same work (the *raw primitive*), and, when

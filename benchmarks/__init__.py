@@ -1,11 +1,13 @@
-"""``python -m aioconc bench``: aioconc measured against the raw primitives and concurry.
+"""aioconc's benchmarks: aioconc measured against the raw primitives and concurry.
 
-The benchmark ships inside the package so that an installed aioconc can measure
-itself on the machine it runs on; ``benchmarks/`` in the repository holds the
-longer, single-purpose scripts (pools, process round trips, Ray) built on it.
+Run from a checkout (they are not in the wheel)::
 
+    python -m benchmarks [--quick] [--modes sync,thread] [--plot FILE.png] [--check]
+    nox -s bench -- --quick
+
+* ``__main__.py`` — the command line;
 * ``_run.py`` — the figures per mode (start-up, burst, round trip, awaited, CPU)
-  and their targets;
+  and their targets (SPEC.md §2);
 * ``_awaited.py`` — the figures taken inside a running loop (awaited in coroutines);
 * ``_subjects.py`` / ``_workers.py`` — what is measured: aioconc, concurry, the
   raw primitives;

@@ -1,4 +1,4 @@
-"""``python -m aioconc bench --plot FILE.png``: the printed ratio table as a chart.
+"""``python -m benchmarks --plot FILE.png``: the printed ratio table as a chart.
 
 The chart is drawn from the Markdown table the benchmark prints (columns
 figure | aioconc | baseline | ratio | target | ok), not from the benchmark's

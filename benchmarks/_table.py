@@ -1,4 +1,4 @@
-"""The table of ``python -m aioconc bench``: targets, rows, Markdown and a chart."""
+"""The table of ``python -m benchmarks``: targets, rows and the Markdown table."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
-import importlib
 import math
 import multiprocessing
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from ._subjects import local_ray
 from ._workers import _AioconcBench, _Calls
 
 __all__ = [
@@ -159,9 +159,7 @@ async def pipe_loop_futures() -> AsyncIterator[Callable[[int], Any]]:
 @contextlib.asynccontextmanager
 async def ray_remote() -> AsyncIterator[Callable[[int], Any]]:
     """A raw Ray actor: ``await actor.ping.remote(i)`` (starts a local Ray if needed)."""
-    ray: Any = importlib.import_module("ray")  # optional: only ``--modes ray`` needs it
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    ray = local_ray()
     actor = ray.remote(_Calls).remote()
     try:
         yield lambda i: actor.ping.remote(i)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +63,7 @@ from ._subjects import (
     _worker_subject,
 )
 from ._table import UNITS, Row, Target, format_table
+from ._timing import Timing, in_turns
 from ._workers import _AioconcBench
 
 __all__ = ["MODES", "BenchConfig", "ModeEntry", "Row", "Target", "format_table", "run"]
@@ -271,32 +271,17 @@ class Measured:
     error: str | None = None
 
 
-def _interleaved(
-    fns: Sequence[Callable[[], float]], repeats: int, out: Sequence[Measured]
-) -> list[float]:
-    """Time each function once to warm up, then ``repeats`` times, in turns.
+def _interleaved(fns: Sequence[Timing], repeats: int, out: Sequence[Measured]) -> list[float]:
+    """Best seconds of each timing after a warm-up, in turns (see :func:`in_turns`).
 
-    Taking turns (a, b, c, a, b, c, ...) spreads the machine's drift over every
-    subject alike, so the ratios stay fair on a noisy machine.  Returns the best
-    time of each; a function that raises gets NaN and its error in ``out``.
+    A timing that raises gets NaN and its error in ``out`` (shown in the table,
+    never hidden); a subject that failed before is not timed again.
     """
-    best = [math.inf] * len(fns)
-    for rep in range(repeats + 1):
-        for i, fn in enumerate(fns):
-            if out[i].error is not None:
-                continue
-            gc.collect()
-            gc.disable()  # as timeit does: a collection landing in one subject's turn skews it
-            try:
-                dt = fn()
-            except Exception as exc:  # shown in the table, never hidden
-                out[i].error = f"{out[i].label} failed: {type(exc).__name__}: {exc}"
-                continue
-            finally:
-                gc.enable()
-            if rep:
-                best[i] = min(best[i], dt)
-    return [math.nan if b == math.inf else b for b in best]
+    errors = [m.error for m in out]
+    best = in_turns(fns, repeats, errors=errors, labels=[m.label for m in out])
+    for m, error in zip(out, errors):
+        m.error = error
+    return best
 
 
 def measure(subjects: Sequence[tuple[Subject, int]], repeats: int) -> list[Measured]:

@@ -32,19 +32,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._run import targets
 from ._subjects import _ConcurryBench
-from ._table import UNITS, Row, Target, format_table
+from ._table import UNITS, Row, format_table
 from ._timing import in_turns
 from ._workers import _AioconcBench
 
 __all__ = ["Figures", "RawPipe", "WorkerHandle", "main", "measure"]
 
-TARGETS = {  # SPEC.md §2, process mode
-    "burst/raw": Target(">=", 1.0),
-    "round trip/raw": Target("<=", 1.5),
-    "burst/concurry": Target(">=", 20.0),
-    "start-up/concurry": Target("<=", 0.5),
-}
+TARGETS = targets("process")  # the main benchmark's: SPEC.md §2, process mode
 
 
 def _echo_child(conn: Any) -> None:

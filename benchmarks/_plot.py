@@ -170,7 +170,7 @@ def draw_chart(bars: Iterable[Bar], *, title: str = "aioconc bench") -> Any:
     ax.tick_params(axis="y", labelsize=7)
     ax.tick_params(axis="x", labelsize=8)
     ax.xaxis.label.set_size(8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(shown) - 0.5, -0.5)  # the table's first row on top, no blank rows
     fig.tight_layout()
     return fig
 

@@ -11,7 +11,10 @@ Run from a checkout (they are not in the wheel)::
 * ``_awaited.py`` — the figures taken inside a running loop (awaited in coroutines);
 * ``_subjects.py`` / ``_workers.py`` — what is measured: aioconc, concurry, the
   raw primitives;
-* ``_table.py`` — rows, targets and the printed table; ``_plot.py`` — the chart.
+* ``_table.py`` — rows, targets and the printed table; ``_plot.py`` — the chart;
+* ``_timing.py`` — the one way every benchmark times: warm-up, turns, best kept;
+* ``bench_pool.py``, ``bench_process.py``, ``bench_ray.py`` — longer, single-purpose
+  runs (``python -m benchmarks.bench_pool --quick``), timed and printed the same way.
 
 Nothing is imported here: a process worker's child imports ``_workers.py``
 through this package and must not pay for ``_run``'s imports (concurry).

@@ -54,9 +54,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def types(session: nox.Session) -> None:
-    """mypy --strict on the package (settings in pyproject.toml)."""
+    """mypy --strict on the package, its typing tests and the benchmarks (pyproject.toml)."""
     session.install("-e", ".[test]", "mypy>=1.10")
-    session.run("mypy", "--strict", "-p", "aioconc")
+    session.run("mypy")
 
 
 @nox.session
@@ -68,6 +68,6 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmark table (``nox -s bench -- --quick`` for a short run)."""
-    session.install("-e", ".[test]")
-    session.run("python", "-m", "aioconc", "bench", *session.posargs)
+    """``python -m benchmarks``: the benchmark table (``nox -s bench -- --quick``: a short run)."""
+    session.install("-e", ".[test,plot]")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,11 +1,11 @@
 """The command line and the README run end to end.
 
-``python -m aioconc demo`` and ``python -m aioconc bench --quick`` run in a
-subprocess; every ``python`` block of the README and of the docs (with its
-subfolders) runs too (but ``docs/ray.md``'s, which need a Ray cluster), and
-``.ci/run`` runs the README's test command.  Code of other libraries shown for
-comparison (concurry, Ray, pynenc) is fenced as ``py``, not ``python``, and is
-not run.
+``python -m aioconc demo`` and ``python -m benchmarks --quick`` run in a
+subprocess (``python -m aioconc bench`` only says where the benchmarks went);
+every ``python`` block of the README and of the docs (with its subfolders) runs
+too (but ``docs/ray.md``'s, which need a Ray cluster), and ``.ci/run`` runs the
+README's test command.  Code of other libraries shown for comparison (concurry,
+Ray, pynenc) is fenced as ``py``, not ``python``, and is not run.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_MODES = ("sync", "asyncio", "thread")
 
 
-def run_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m aioconc ARGS`` from the project root and capture its output."""
+def run_cli(
+    *args: str, timeout: float, module: str = "aioconc"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m MODULE ARGS`` from the project root and capture its output."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
     env.pop("AIOCONC_FORCE_SYNC", None)  # the demo must show the real modes
     return subprocess.run(
-        [sys.executable, "-m", "aioconc", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -76,11 +78,22 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command.group(1).strip() in (line.strip() for line in ci_lines)
 
 
-def test_help_lists_both_commands() -> None:
+def test_help_lists_the_demo_and_where_the_benchmarks_are() -> None:
     proc = run_cli("--help", timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "demo" in proc.stdout
     assert "bench" in proc.stdout
+    assert "python -m benchmarks" in " ".join(proc.stdout.split())  # however help wraps
+
+
+@pytest.mark.parametrize("args", [("bench",), ("bench", "--quick", "--plot", "x.png")])
+def test_bench_says_where_the_benchmarks_moved(args: tuple[str, ...]) -> None:
+    proc = run_cli(*args, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "python -m benchmarks" in proc.stderr
+    assert "nox -s bench" in proc.stderr
+    assert "checkout" in proc.stderr
 
 
 def test_demo_shows_all_six_parts() -> None:
@@ -155,7 +168,7 @@ def test_demo_shows_all_six_parts() -> None:
 def test_bench_quick_measures_every_core_mode(tmp_path: Path) -> None:
     chart = tmp_path / "bench.png"
     plot = ("--plot", str(chart)) if importlib.util.find_spec("matplotlib") else ()
-    proc = run_cli("bench", "--quick", *plot, timeout=220)
+    proc = run_cli("--quick", *plot, timeout=220, module="benchmarks")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for mode in CORE_MODES:

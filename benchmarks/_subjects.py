@@ -1,4 +1,4 @@
-"""The subjects of ``python -m aioconc bench``: the ways of running calls it times.
+"""The subjects of ``python -m benchmarks``: the ways of running calls it times.
 
 A :class:`Subject` is one way of running the benchmark's calls -- an aioconc
 worker, a concurry worker, or a raw primitive (``ThreadPoolExecutor``, an
@@ -212,11 +212,21 @@ def _pipe_subject() -> Subject:
 # ---------------------------------------------------------------------------
 
 
+def local_ray() -> Any:
+    """Import Ray and start a quiet local Ray unless one is connected; return the module.
+
+    aioconc's own Ray worker is made first in every run, so the Ray it connected
+    to is the one used here.  Raises ``ImportError`` without Ray.
+    """
+    ray: Any = importlib.import_module("ray")  # optional: only ``--modes ray`` needs it
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, logging_level="ERROR")
+    return ray
+
+
 def _ray_subject() -> Subject:
     """The raw primitive of ray mode: ``ray.remote(cls)``, a burst collected by one ``ray.get``."""
-    from .._backends._ray import ensure_ray
-
-    ray = ensure_ray()
+    ray = local_ray()
 
     def start() -> Handle:
         actor = ray.remote(_Calls).remote()

@@ -18,8 +18,6 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
-import gc
-import importlib
 import math
 import multiprocessing
 import time
@@ -28,6 +26,8 @@ from typing import Any
 
 import anyio.to_thread
 
+from ._subjects import local_ray
+from ._timing import paused_gc
 from ._workers import _AioconcBench, _Calls
 
 __all__ = [
@@ -159,9 +159,7 @@ async def pipe_loop_futures() -> AsyncIterator[Callable[[int], Any]]:
 @contextlib.asynccontextmanager
 async def ray_remote() -> AsyncIterator[Callable[[int], Any]]:
     """A raw Ray actor: ``await actor.ping.remote(i)`` (starts a local Ray if needed)."""
-    ray: Any = importlib.import_module("ray")  # optional: only ``--modes ray`` needs it
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    ray = local_ray()
     actor = ray.remote(_Calls).remote()
     try:
         yield lambda i: actor.ping.remote(i)
@@ -197,14 +195,10 @@ async def _timed(
         calls = [await stack.enter_async_context(setup()) for setup in setups]
         for rep in range(repeats + 1):
             for i, call in enumerate(calls):
-                gc.collect()
-                gc.disable()  # as timeit does, for every subject alike
-                try:
+                with paused_gc():  # for every subject alike, as in_turns() does
                     t0 = time.perf_counter()
                     values = await shape(call, n)
                     dt = time.perf_counter() - t0
-                finally:
-                    gc.enable()
                 if values[-1] != n - 1:
                     raise AssertionError(f"wrong results from {setups[i]}: {values[-5:]}")
                 if rep:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .. import Worker
+from aioconc import Worker
 
 __all__ = ["_AioconcBench", "_Calls"]
 

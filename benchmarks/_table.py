@@ -1,4 +1,4 @@
-"""The table of ``python -m aioconc bench``: targets, rows, Markdown and a chart."""
+"""The table of ``python -m benchmarks``: targets, rows and the Markdown table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["TIMES", "UNITS", "Row", "Target", "format_table"]
+__all__ = ["TIMES", "UNITS", "Row", "Target", "format_ratio", "format_table"]
 
 TIMES = "\u00d7"  # the multiplication sign after a ratio
 
@@ -90,16 +90,34 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.4f} s"
 
 
+def format_ratio(ratio: float) -> str:
+    """A ratio as the table prints it, with the multiplication sign: two decimals
+    (1.82), two significant digits below 0.1 (0.013, never a 0.00 the chart could
+    not invert), ``"—"`` for NaN."""
+    if math.isnan(ratio):
+        return "—"
+    return f"{ratio:.2f}{TIMES}" if ratio >= 0.1 else f"{ratio:.2g}{TIMES}"
+
+
+def _verdict(row: Row) -> str:
+    if row.target is None:
+        return "—"  # SPEC.md sets no target for the row
+    return {None: "n/a", True: "✓ met", False: "✗ missed"}[row.met]
+
+
 def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
-    """Render rows as a Markdown table (it pastes into the README as it is), then notes."""
+    """Render rows as a Markdown table (it pastes into the README as it is), then notes.
+
+    Every row says its target (``—``: none) and whether it is met (``✓ met``,
+    ``✗ missed``; ``n/a`` when the figure could not be measured).
+    """
     header = ("figure", "aioconc", "baseline", "ratio", "target", "ok")
     lines = [header]
     for r in rows:
         baseline = f"{r.baseline_label} {_fmt(r.baseline, r.unit)}" if r.baseline_label else "—"
-        ratio = "—" if math.isnan(r.ratio) else f"{r.ratio:.2f}{TIMES}"
-        ok = {None: "", True: "✓", False: "✗"}[r.met]
+        target = str(r.target) if r.target is not None else "—"
         lines.append(
-            (r.name, _fmt(r.ours, r.unit), baseline, ratio, str(r.target or ""), ok),
+            (r.name, _fmt(r.ours, r.unit), baseline, format_ratio(r.ratio), target, _verdict(r)),
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
 
@@ -111,6 +129,7 @@ def format_table(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
     notes = [*(f"{r.name}: {r.note}" for r in rows if r.note), *notes]
     out.append("")
     out.append("ratio = aioconc ÷ baseline in the figure's unit (calls/s: higher is better;")
-    out.append("ms and µs: lower is better). Best of k runs after a warm-up.")
+    out.append("ms and µs: lower is better). Best of k runs after a warm-up. target: SPEC.md §2")
+    out.append("(— : none); the chart (--plot) draws every ratio as a speed-up, times inverted.")
     out.extend(dict.fromkeys(notes))
     return "\n".join(out)

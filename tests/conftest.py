@@ -78,7 +78,8 @@ def _take_authkey(authkey: bytes) -> Any:
 def _ray_session() -> Iterator[None]:
     # ray.init is slow: started once.  Its workers take this process's authkey,
     # so the `gate` events (multiprocessing.Manager proxies) work in actors too.
-    import ray
+    # Without Ray (the test-no-ray extra), every test that needs it is skipped.
+    ray = pytest.importorskip("ray")
 
     started = not ray.is_initialized()
     if started:

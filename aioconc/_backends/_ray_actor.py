@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._carry import enter, leave, run_with
-from ..middleware._internal_retry import unwrapped_method
+from .._retrying import unwrapped_method
 from ._base import construct
 from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
 

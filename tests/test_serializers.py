@@ -11,7 +11,8 @@ import pydantic
 import pytest
 
 from aioconc import RemoteError, SerializationError, Worker, task
-from aioconc._backends import _codec, _wire
+from aioconc._backends import _codec
+from aioconc._backends.process.child import _wire
 
 SERIALIZERS = ["json", "msgpack"]
 BOUNDARY_MODES = ["process", "ray"]

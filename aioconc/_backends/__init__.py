@@ -44,7 +44,7 @@ _MODULES = {
     ExecutionMode.Sync: "_sync",
     ExecutionMode.Asyncio: "_asyncio",
     ExecutionMode.Threads: "_thread",
-    ExecutionMode.Processes: "_process",
+    ExecutionMode.Processes: "process",
     ExecutionMode.Ray: "_ray",
 }
 _cache: dict[ExecutionMode, Backend] = {}

@@ -1,30 +1,9 @@
-"""Process mode: one dedicated child process per worker, over one duplex socket.
-
-::
-
-    caller threads ──dispatch()──► outbox ──flush──► [CALLS batch] ═══socket═══► child
-                   (a burst is one frame; pickled per item)                    runs calls in
-    Receiver ◄── [RESULTS batch] ◄═══════════════════════════════════════════ order, batches
-      the thread blocked in result(), or else the background loop,               results
-      finishes futures
-    background loop ◄── process exit (pidfd / fork server report) ──► every pending call
-                                                                      fails: WorkerCrashedError
-
-Children start from aioconc's own entry point (``_child.py`` loaded by path in
-a fresh interpreter), never from the parent's ``__main__``: scripts need no
-``if __name__ == "__main__"`` guard and classes, lambdas and closures from
-``__main__`` travel by value (cloudpickle).  ``mp_context`` picks how:
-
-* ``"forkserver"`` (default) and ``"fork"``: forked from aioconc's fork
-  server, a single-threaded helper process started once with cloudpickle and
-  aioconc preloaded, so a worker starts in milliseconds.  ``"fork"`` maps here
-  too: forking the caller itself would copy aioconc's loop thread mid-flight.
-* ``"spawn"``: a fresh interpreter per worker (slower to start, shares nothing).
+"""The process worker: starting its child, dispatching calls to it, closing it.
 
 A call made in a plain thread is written from that thread at once, and a
-thread that then blocks in ``result()`` reads the socket itself (``_receive.py``);
+thread that then blocks in ``result()`` reads the socket itself (``_receive``);
 otherwise results are read on aioconc's background loop (a worker outlives the
-loop that created it), which also watches for the child's exit.
+loop that created it), which also watches for the child's exit (``_launch``).
 """
 
 from __future__ import annotations
@@ -41,21 +20,21 @@ import sys
 import threading
 from typing import Any
 
-from .._call import Call
-from .._carry import CARRIED, carried
-from .._enums import ExecutionMode
-from .._exceptions import SerializationError, WorkerCrashedError, WorkerStoppedError
-from .._future import Future
-from .._runtime import background_loop, inbox_for, running_loop
-from .._serialize import CallCodec, argument_error, dumps
-from ..limits._export import exporting
-from . import OPTION_NAMES
-from ._base import Capabilities, WorkerSpec, internal_retries
-from ._codec import codec_for
+from ..._call import Call
+from ..._carry import CARRIED, carried
+from ..._enums import ExecutionMode
+from ..._exceptions import SerializationError, WorkerCrashedError, WorkerStoppedError
+from ..._future import Future
+from ..._runtime import background_loop, inbox_for, running_loop
+from ..._serialize import CallCodec, argument_error, dumps
+from ...limits._export import exporting
+from .. import OPTION_NAMES
+from .._base import Capabilities, WorkerSpec, internal_retries
+from .._codec import codec_for
 from ._launch import authkey, exit_description, launcher_for
-from ._process_limits import LimitServer
+from ._limits import LimitServer
 from ._receive import Receiver
-from ._wire import _U32, ABORT, CALLS, CANCEL, CLOSE, INIT, LIMIT_REPLY, BatchWriter, frame
+from .child._wire import _U32, ABORT, CALLS, CANCEL, CLOSE, INIT, LIMIT_REPLY, BatchWriter, frame
 
 __all__ = ["ProcessWorker", "backend"]
 

@@ -23,7 +23,12 @@ no ``if __name__ == "__main__"`` guard and classes, lambdas and closures from
 
 The parent's side, by concern:
 
-* ``_worker`` — :class:`ProcessWorker`: start, dispatch, cancel, death, close; ``backend``;
+* ``_worker`` — :class:`ProcessWorker`: start, dispatch (the outbox flushed as
+  one ``CALLS`` frame), cancelling sent calls, closing; ``backend``;
+* ``_writer`` — the socket's write side: frames sent at once without blocking,
+  the rest written out by the loop;
+* ``_held`` — the calls held back by ``max_queued_tasks``, by priority;
+* ``_ending`` — the worker's end: the child's exit, the calls it leaves, finalising;
 * ``_receive`` — results read by the loop or by the thread that waits for one;
 * ``_launch`` — how children start (fork server or spawn), are watched and reaped;
 * ``_limits`` — shared limit sets: the state stays here, children ask over the socket.

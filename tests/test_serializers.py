@@ -10,8 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from aioconc import RemoteError, SerializationError, Worker, task
-from aioconc._backends import _codec
+from aioconc import RemoteError, SerializationError, Worker, _codec, task
 from aioconc._backends.process.child import _wire
 
 SERIALIZERS = ["json", "msgpack"]

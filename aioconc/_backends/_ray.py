@@ -39,13 +39,13 @@ from typing import Any
 
 from .._call import Call
 from .._carry import CARRIED, carried
+from .._codec import BOUND_CALLS, codec_for
 from .._exceptions import WorkerCrashedError, WorkerStartError
 from .._runtime import background_loop, inbox_for, on_engine_thread
 from .._serialize import CallCodec
 from ..limits._export import exporting
 from . import _ray_limits
 from ._base import WorkerSpec, internal_retries
-from ._codec import BOUND_CALLS, codec_for
 from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function, run_function_in
 from ._ray_calls import (
     RefCalls,

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..._call import Call
 from ..._carry import CARRIED, carried
+from ..._codec import codec_for
 from ..._enums import ExecutionMode
 from ..._exceptions import SerializationError
 from ..._future import Future
@@ -28,7 +29,6 @@ from ..._serialize import CallCodec, argument_error, dumps
 from ...limits._export import exporting
 from .. import OPTION_NAMES
 from .._base import Capabilities, WorkerSpec, internal_retries
-from .._codec import codec_for
 from ._ending import Ending
 from ._held import HeldCalls
 from ._launch import authkey, launcher_for

@@ -165,7 +165,7 @@ class _Child(Channel):
             path, cwd, authkey, spec, serializer = pickle.loads(body)
             sys.path[:] = path
             if serializer != "cloudpickle":
-                from ..._codec import codec_for
+                from ...._codec import codec_for
 
                 self.codec = codec_for(serializer)
             if cwd and os.path.isdir(cwd):
@@ -291,7 +291,7 @@ class _Child(Channel):
         (with the carried context values, when the caller sent any)."""
         callee = self.callee
         if callee is None:
-            from ..._codec import Callee
+            from ...._codec import Callee
 
             bound = getattr(self.instance, "_bound_fn", None)
             callee = self.callee = Callee(self.codec, self.instance, bound)

@@ -1,7 +1,7 @@
 """The contract every backend implements, and the pieces they share.
 
-A backend module (``_backends/_<mode>.py``) exposes one object, ``backend``,
-with:
+A backend module (``_backends/_<mode>.py``, or ``_backends/<mode>/_worker.py``
+for the process and Ray families) exposes one object, ``backend``, with:
 
 * ``option_names`` — the mode-specific options it accepts (anything else given
   to ``options()`` makes ``init()`` raise ``ValueError``);

@@ -214,7 +214,7 @@ def _pipe_subject() -> Subject:
 
 def _ray_subject() -> Subject:
     """The raw primitive of ray mode: ``ray.remote(cls)``, a burst collected by one ``ray.get``."""
-    from .._backends._ray import ensure_ray
+    from .._backends.ray._worker import ensure_ray
 
     ray = ensure_ray()
 

@@ -23,8 +23,8 @@ no ``if __name__ == "__main__"`` guard and classes, lambdas and closures from
 
 The parent's side, by concern:
 
-* ``_worker`` — :class:`ProcessWorker`: start, dispatch (the outbox flushed as
-  one ``CALLS`` frame), cancelling sent calls, closing; ``backend``;
+* ``_worker`` — ``ProcessWorker``: start, dispatch (the outbox flushed as one
+  ``CALLS`` frame), cancelling sent calls, closing; ``backend``;
 * ``_writer`` — the socket's write side: frames sent at once without blocking,
   the rest written out by the loop;
 * ``_held`` — the calls held back by ``max_queued_tasks``, by priority;
@@ -35,8 +35,8 @@ The parent's side, by concern:
 
 The child's side is ``child/``: loaded by path in the worker processes, it
 imports nothing of aioconc (see its ``__init__``).  The parent imports it normally.
+
+Like ``child/__init__.py``, this file imports nothing: ``get_backend`` imports
+``_worker``, and importing a child-side module in the parent does not load the
+worker.
 """
-
-from ._worker import backend
-
-__all__ = ["backend"]

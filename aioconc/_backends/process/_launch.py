@@ -41,8 +41,8 @@ __all__ = ["ForkServer", "Launched", "Spawner", "authkey", "exit_description", "
 class Launched(Protocol):
     """What a launcher needs of the worker whose child it starts.
 
-    A protocol rather than ``Launched`` itself, so this module does not
-    import ``_process`` (which imports it).
+    A protocol rather than ``ProcessWorker`` itself, so this module does not
+    import ``_worker`` (which imports it).
     """
 
     pid: int | None

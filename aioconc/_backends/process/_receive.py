@@ -79,7 +79,7 @@ class Receiving(Launched, Protocol):
     """What a :class:`Receiver` needs of the worker whose socket it reads.
 
     A protocol rather than ``ProcessWorker`` itself, so this module does not
-    import ``_process`` (which imports it).
+    import ``_worker`` (which imports it).
     """
 
     ready: Future[None]

@@ -30,7 +30,7 @@ import sys
 import threading
 from typing import Any
 
-from ._backends._codec import describe
+from ._codec import describe
 
 __all__ = [
     "CARRIED",

@@ -11,7 +11,7 @@ return value or exception) and the mode.  A user exception raised in a worker
 process arrives as its own type with a :class:`RemoteTraceback` as its
 ``__cause__``, carrying the worker's formatted traceback.
 
-With ``serializer="json"`` or ``"msgpack"`` (``_backends/_codec.py``) a
+With ``serializer="json"`` or ``"msgpack"`` (``_codec.py``) a
 :class:`CallCodec` encodes each call's arguments and decodes its outcome on
 the caller's side; what the format can't hold fails that call with a
 ``SerializationError`` naming the argument or return value, its type and the
@@ -25,7 +25,8 @@ from typing import Any
 
 import cloudpickle
 
-from ._backends._codec import (
+from ._carry import context_culprit
+from ._codec import (
     BOUND_CALLS,
     ERROR,
     OK,
@@ -34,8 +35,7 @@ from ._backends._codec import (
     Signature,
     describe,
 )
-from ._backends._codec import rebuild_exception as _rebuild
-from ._carry import context_culprit
+from ._codec import rebuild_exception as _rebuild
 from ._exceptions import RemoteError, SerializationError
 
 __all__ = [

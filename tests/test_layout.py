@@ -2,13 +2,17 @@
 
 Modules import each other without circles (a circle makes import order matter
 and hides which module owns what), no module outgrows a reader, and merge
-leftovers are not committed.
+leftovers are not committed.  The layers import one way (front end ->
+middleware -> backends -> runtime): no backend imports the middleware, and the
+child side of process mode, which worker processes load by path, imports
+nothing of aioconc beyond itself and the codec.
 """
 
 from __future__ import annotations
 
 import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,11 @@ def _module_name(path: Path) -> str:
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+BACKENDS = "aioconc._backends"
+CHILD_SIDE = "aioconc._backends.process.child"
+CODEC = "aioconc._codec"
+MIDDLEWARE = ("aioconc.middleware", "aioconc._chain")
+MAX_BACKEND_MODULES = 10
 
 
 def _imports(name: str, path: Path, *, lazy: bool) -> set[str]:
@@ -128,3 +137,158 @@ def test_no_merge_leftovers_are_committed() -> None:
         pytest.skip("not a git checkout")
     leftovers = [f for f in tracked if f.endswith((".orig", ".rej"))]
     assert leftovers == []
+
+
+# ---------------------------------------------------------------------------
+# The layers
+# ---------------------------------------------------------------------------
+
+
+def _every_import(name: str, source: str) -> list[tuple[str, bool]]:
+    """Every module the source of module ``name`` may load, as (absolute name,
+    written as a relative import): imports at the top, inside functions and
+    under ``if TYPE_CHECKING``, and constant names given to ``import_module``.
+    A ``from`` import counts its module and the submodules it names."""
+    is_package = name in MODULES and MODULES[name].name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    found: list[tuple[str, bool]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, False) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.append((target, bool(node.level)))
+            found.extend(
+                (f"{target}.{alias.name}", bool(node.level))
+                for alias in node.names
+                if f"{target}.{alias.name}" in MODULES
+            )
+        elif isinstance(node, ast.Call) and (loaded := _loaded_by_name(node)) is not None:
+            found.append((loaded, False))
+    return found
+
+
+def _loaded_by_name(call: ast.Call) -> str | None:
+    """The module an ``import_module("constant")`` call loads, or None for any other call."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    first = call.args[0] if call.args else None
+    if name == "import_module" and isinstance(first, ast.Constant):
+        return str(first.value)
+    return None
+
+
+def _top_names(found: list[tuple[str, bool]]) -> set[str]:
+    return {name.partition(".")[0] for name, _ in found}
+
+
+def _source(name: str) -> str:
+    return MODULES[name].read_text(encoding="utf-8")
+
+
+def _is_within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _middleware_imports(modules: dict[str, str]) -> dict[str, list[str]]:
+    """For each module (name -> source), the middleware modules it imports."""
+    found: dict[str, list[str]] = {}
+    for name, source in modules.items():
+        imported = {
+            target
+            for target, _ in _every_import(name, source)
+            if any(_is_within(target, layer) for layer in MIDDLEWARE)
+        }
+        if imported:
+            found[name] = sorted(imported)
+    return found
+
+
+# What the child side may load beyond the standard library, cloudpickle, each
+# other and the codec, each on purpose (module, what it loads):
+CHILD_MAY_LOAD = {
+    # The fork server preloads aioconc (a failed import leaves it cold) so that
+    # forked workers start warm; a spawned worker never runs this.
+    ("aioconc._backends.process.child._child", "aioconc"),
+    # Only a caller that registered context variables sends their values, and
+    # such a caller uses aioconc: the child sets them with aioconc's own _carry.
+    ("aioconc._backends.process.child._child", "aioconc._carry"),
+}
+
+
+def _child_side_strays(modules: dict[str, str]) -> dict[str, list[str]]:
+    """For each child-side module (name -> source), what it loads that a worker
+    process cannot load by path: anything outside the standard library,
+    cloudpickle, the child side and the codec, and any absolute import of
+    aioconc (in a child it would import aioconc itself)."""
+    strays: dict[str, list[str]] = {}
+    for name, source in modules.items():
+        bad = set()
+        for imported, relative in _every_import(name, source):
+            top = imported.partition(".")[0]
+            if (name, imported) in CHILD_MAY_LOAD or imported == "__future__":
+                continue
+            if top == "aioconc":
+                ours = _is_within(imported, CHILD_SIDE) or imported == CODEC
+                if not (ours and relative):
+                    bad.add(imported)
+            elif top not in sys.stdlib_module_names and top != "cloudpickle":
+                bad.add(imported)
+        if bad:
+            strays[name] = sorted(bad)
+    return strays
+
+
+def test_no_backend_imports_the_middleware() -> None:
+    # The middleware wraps the backends; a backend reaching up into it (even
+    # lazily, or for a type) ties the layers into one.
+    backends = {name: _source(name) for name in MODULES if _is_within(name, BACKENDS)}
+    assert _middleware_imports(backends) == {}
+
+
+def test_the_child_side_loads_nothing_of_aioconc_but_itself_and_the_codec() -> None:
+    child_side = {name: _source(name) for name in MODULES if _is_within(name, CHILD_SIDE)}
+    assert len(child_side) >= 4  # the package, _child, _channel and _wire
+    assert _child_side_strays(child_side) == {}
+    # Its __init__ runs in the parent only, and must not pull anything in.
+    assert _every_import(CHILD_SIDE, _source(CHILD_SIDE)) == []
+
+
+def test_the_codec_keeps_the_child_sides_rule() -> None:
+    # Worker processes load it by path too: only the standard library when it
+    # is loaded, and msgpack inside what a msgpack worker calls.
+    source = _source(CODEC)
+    stdlib = set(sys.stdlib_module_names)
+    assert _top_names(_every_import(CODEC, source)) - stdlib <= {"msgpack"}
+    top = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert _top_names(_every_import(CODEC, "\n".join(ast.unparse(n) for n in top))) <= stdlib
+
+
+def test_the_import_checks_see_lazy_and_type_checking_imports() -> None:
+    base = "aioconc._backends._base"
+    lazy = "def f():\n    from ..middleware import _retry\n"
+    typed = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .._chain import Stage\n"
+    dynamic = "import importlib\nimportlib.import_module('aioconc.middleware._queue')\n"
+    assert _middleware_imports({base: lazy, "aioconc._backends._sync": typed}) == {
+        base: ["aioconc.middleware", "aioconc.middleware._retry"],
+        "aioconc._backends._sync": ["aioconc._chain"],
+    }
+    assert _middleware_imports({base: dynamic}) == {base: ["aioconc.middleware._queue"]}
+    wire = f"{CHILD_SIDE}._wire"
+    assert _child_side_strays(
+        {wire: "def f():\n    import aioconc._codec\n    from ... import _base\n"}
+    ) == {wire: ["aioconc._backends", "aioconc._backends._base", "aioconc._codec"]}
+    assert (
+        _child_side_strays({wire: "from . import _channel\nfrom ...._codec import Codec\n"}) == {}
+    )
+
+
+def test_the_backends_package_holds_at_most_ten_modules() -> None:
+    # The in-process modes are one module each; a family of modules (process,
+    # Ray) gets a subpackage of its own rather than more files here.
+    flat = sorted(p.name for p in (PACKAGE / "_backends").glob("*.py"))
+    assert len(flat) <= MAX_BACKEND_MODULES, flat

@@ -23,7 +23,7 @@ import pydantic
 import pytest
 
 from aioconc import SerializationError, Worker, WorkerCrashedError, async_gather, worker
-from aioconc._backends._launch import ForkServer
+from aioconc._backends.process._launch import ForkServer
 from aioconc._call import Call
 from aioconc._proxy import WorkerHandle
 from aioconc._serialize import RemoteTraceback

@@ -22,8 +22,8 @@ import psutil
 import pytest
 
 from aioconc import CancelledError, Worker, WorkerCrashedError
-from aioconc._backends import _receive
-from aioconc._backends._receive import Receiver
+from aioconc._backends.process import _receive
+from aioconc._backends.process._receive import Receiver
 from aioconc._future import Future
 from aioconc._proxy import WorkerHandle
 

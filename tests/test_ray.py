@@ -275,7 +275,7 @@ def test_ray_started_by_a_thread_that_ends_keeps_working_from_any_thread() -> No
 
 
 def test_an_existing_connection_is_used_as_it_is(remote: Any) -> None:
-    from aioconc._backends import _ray
+    from aioconc._backends.ray import _worker as _ray
 
     before = ray.get_runtime_context().get_job_id()
     assert remote.take(1).result(60) == 1
@@ -411,7 +411,7 @@ def test_task_runner_runs_functions_as_ray_tasks_with_the_options() -> None:
         mode_specific={"actor_options"},
     )
     spec = WorkerSpec(object, (), {}, "tasks-1", options, dict(options.extra))
-    from aioconc._backends._ray import RayTaskRunner
+    from aioconc._backends.ray._worker import RayTaskRunner
 
     runner = get_backend(ExecutionMode.Ray).start_tasks(spec)  # type: ignore[attr-defined]
     assert isinstance(runner, RayTaskRunner)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from aioconc import Future, RetryValidationError, Worker
+from aioconc import Future, RetryValidationError, Worker, _retrying
 from aioconc._call import Call
 from aioconc._options import resolve_options
-from aioconc.middleware import _retry, stages_for
+from aioconc.middleware import stages_for
 from aioconc.middleware._retry import retry_stage
 from aioconc.testing import FakeBackend
 
@@ -85,7 +85,7 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 def instant(monkeypatch: pytest.MonkeyPatch) -> InstantSleep:
     """The module-wide backoff sleep, replaced by an instant one."""
     sleep = InstantSleep()
-    monkeypatch.setattr(_retry, "sleep", sleep)
+    monkeypatch.setattr(_retrying, "sleep", sleep)
     return sleep
 
 
@@ -93,7 +93,7 @@ def instant(monkeypatch: pytest.MonkeyPatch) -> InstantSleep:
 def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedSleep]:
     """The module-wide backoff sleep, replaced by a gated one (released at teardown)."""
     sleep = GatedSleep()
-    monkeypatch.setattr(_retry, "sleep", sleep)
+    monkeypatch.setattr(_retrying, "sleep", sleep)
     yield sleep
     sleep.release()
 

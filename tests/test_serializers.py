@@ -10,8 +10,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from aioconc import RemoteError, SerializationError, Worker, task
-from aioconc._backends import _codec, _wire
+from aioconc import RemoteError, SerializationError, Worker, _codec, task
+from aioconc._backends.process.child import _wire
 
 SERIALIZERS = ["json", "msgpack"]
 BOUNDARY_MODES = ["process", "ray"]

@@ -28,9 +28,9 @@ from aioconc import (
     SerializationError,
     Worker,
     WorkerCrashedError,
+    _retrying,
     gather,
 )
-from aioconc.middleware import _retry
 
 SLACK = 0.15
 
@@ -386,7 +386,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def sleep(delay: float) -> None:
         delays.append(delay)
 
-    monkeypatch.setattr(_retry, "sleep", sleep)
+    monkeypatch.setattr(_retrying, "sleep", sleep)
     return delays
 
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from aioconc import Worker
+from aioconc import Worker, _retrying
 from aioconc._backends import get_backend
 from aioconc._call import Call
 from aioconc._enums import ExecutionMode
 from aioconc._exceptions import AioconcError, CallTimeoutError
 from aioconc._options import resolve_options
-from aioconc.middleware import _retry, stages_for
+from aioconc.middleware import stages_for
 from aioconc.middleware._retry import retry_stage
 from aioconc.middleware._timeout import timeout_stage
 from aioconc.testing import FakeBackend
@@ -292,7 +292,7 @@ def test_timed_out_attempts_are_retried(monkeypatch: pytest.MonkeyPatch) -> None
     async def no_wait(delay: float) -> None:
         pass
 
-    monkeypatch.setattr(_retry, "sleep", no_wait)
+    monkeypatch.setattr(_retrying, "sleep", no_wait)
     gate = threading.Event()
     with Sleepy.options(mode="thread", num_retries=1, timeout=SHORT).init() as handle:
         fut = handle.wait_for(gate)

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from aioconc._backends._launch import ForkServer
+from aioconc._backends.process._launch import ForkServer
 
 fastapi = pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")

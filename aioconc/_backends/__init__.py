@@ -1,4 +1,9 @@
-"""Backends, one module per mode, imported on first use.
+"""Backends, one per mode, imported on first use.
+
+The in-process modes are one module each (``_sync``, ``_asyncio``, ``_thread``,
+with ``_eager`` for starting coroutines); process and Ray mode are families of
+modules, each in a subpackage (``process/``, ``ray/``) whose ``__init__``
+describes it.  Every backend module exposes ``backend`` (see ``_base``).
 
 ``get_backend(mode)`` is the only place that maps a mode to its module, so a
 Ray worker imports ``ray`` only when one is made.
@@ -44,8 +49,8 @@ _MODULES = {
     ExecutionMode.Sync: "_sync",
     ExecutionMode.Asyncio: "_asyncio",
     ExecutionMode.Threads: "_thread",
-    ExecutionMode.Processes: "_process",
-    ExecutionMode.Ray: "_ray",
+    ExecutionMode.Processes: "process._worker",
+    ExecutionMode.Ray: "ray._worker",
 }
 _cache: dict[ExecutionMode, Backend] = {}
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
+from .._retrying import unwrapped_method
 from .._runtime import home_loop, inbox_for, running_loop
-from ..middleware._internal_retry import unwrapped_method
 from ._base import Capabilities, ClassBackend, WorkerSpec, construct, internal_retries
 from ._eager import EagerStarter
 from ._thread import SerialThread

@@ -1,7 +1,7 @@
 """The contract every backend implements, and the pieces they share.
 
-A backend module (``_backends/_<mode>.py``) exposes one object, ``backend``,
-with:
+A backend module (``_backends/_<mode>.py``, or ``_backends/<mode>/_worker.py``
+for the process and Ray families) exposes one object, ``backend``, with:
 
 * ``option_names`` — the mode-specific options it accepts (anything else given
   to ``options()`` makes ``init()`` raise ``ValueError``);
@@ -141,7 +141,7 @@ def construct(
     while validating; an ``__init__`` that sets its own is left alone).  With no
     ``limits`` it is an empty ``LimitSet`` whose ``acquire()`` succeeds at once.
     ``retries`` (from :func:`internal_retries`) gives the methods with a retry
-    policy their wrapper for internal calls (``middleware._internal_retry``).
+    policy their wrapper for internal calls (``aioconc._retrying``).
     """
     if limits is None:
         from ..limits import LimitSet
@@ -158,7 +158,7 @@ def construct(
         if not hasattr(instance, "limits"):  # __init__ replaced __dict__ (a model class)
             _set_limits(instance, limits)
         if retries:
-            from ..middleware._internal_retry import install
+            from .._retrying import install
 
             install(instance, retries)
         return instance
@@ -171,7 +171,7 @@ def internal_retries(spec: WorkerSpec) -> dict[str, Any] | None:
     options = spec.options
     if options.num_retries == 0 and options.retry_until is None:
         return None  # nothing to retry (a per-method dict is never 0 or None)
-    from ..middleware._internal_retry import policies
+    from .._retrying import policies
 
     methods = {
         name

@@ -24,7 +24,7 @@ from typing import Any
 
 from .._call import Call
 from .._future import Future
-from ..middleware._internal_retry import unwrapped_method
+from .._retrying import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,

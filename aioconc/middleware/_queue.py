@@ -11,7 +11,8 @@
 and the pool sends a released call to a worker with a free slot).  A call
 beyond the cap has already returned its future; it waits here, on the home
 loop, never in the caller's thread.  Held-back calls start highest priority
-first (level 0, "critical", first), first come first served within a level.
+first (level 0, "critical", first), first come first served within a level
+(``aioconc/_heap.py``, the order a process worker holds its calls in too).
 A held-back call that is cancelled is dropped from the heap and never runs;
 the handle's ``stop()`` cancels whatever is still held back.
 """
@@ -19,13 +20,12 @@ the handle's ``stop()`` cancels whatever is still held back.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._enums import ExecutionMode
 from .._future import Future
+from .._heap import PriorityHeap
 from .._runtime import inbox_for, running_loop
 
 if TYPE_CHECKING:
@@ -71,10 +71,9 @@ class SubmissionQueue:
         self.per_worker = per_worker
         self.workers = 1  # a pool sets its size here
         self._in_flight = 0
-        self._held: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._held: PriorityHeap[asyncio.Future[None]] = PriorityHeap()
         self._n_held = 0  # live (not cancelled) entries of _held
         self._handing = 0  # released calls whose task has not resumed yet
-        self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: list[Future[None]] = []
 
@@ -102,7 +101,7 @@ class SubmissionQueue:
             return
         loop = self._loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._held, (priority, next(self._seq), waiter))
+        self._held.push(priority, waiter)
         self._n_held += 1
         try:
             await waiter
@@ -124,7 +123,7 @@ class SubmissionQueue:
         """Give a finished call's slot to the next held-back call, or free it."""
         held = self._held
         while held:
-            _, _, waiter = heapq.heappop(held)
+            waiter = held.take()
             if not waiter.done():  # cancelled waiters are skipped: they never run
                 self._n_held -= 1
                 self._handing += 1
@@ -169,8 +168,7 @@ class SubmissionQueue:
         return QueueStatistics(self.capacity, self._in_flight, self._n_held)
 
     def _cancel_held(self) -> None:
-        held, self._held = self._held, []
-        for _, _, waiter in held:
+        for waiter in self._held.take_all():
             waiter.cancel()
         self._check_drained()
 

@@ -1,37 +1,14 @@
-"""Process mode: one dedicated child process per worker, over one duplex socket.
-
-::
-
-    caller threads ──dispatch()──► outbox ──flush──► [CALLS batch] ═══socket═══► child
-                   (a burst is one frame; pickled per item)                    runs calls in
-    Receiver ◄── [RESULTS batch] ◄═══════════════════════════════════════════ order, batches
-      the thread blocked in result(), or else the background loop,               results
-      finishes futures
-    background loop ◄── process exit (pidfd / fork server report) ──► every pending call
-                                                                      fails: WorkerCrashedError
-
-Children start from aioconc's own entry point (``_child.py`` loaded by path in
-a fresh interpreter), never from the parent's ``__main__``: scripts need no
-``if __name__ == "__main__"`` guard and classes, lambdas and closures from
-``__main__`` travel by value (cloudpickle).  ``mp_context`` picks how:
-
-* ``"forkserver"`` (default) and ``"fork"``: forked from aioconc's fork
-  server, a single-threaded helper process started once with cloudpickle and
-  aioconc preloaded, so a worker starts in milliseconds.  ``"fork"`` maps here
-  too: forking the caller itself would copy aioconc's loop thread mid-flight.
-* ``"spawn"``: a fresh interpreter per worker (slower to start, shares nothing).
+"""The process worker: starting its child, dispatching calls to it, closing it.
 
 A call made in a plain thread is written from that thread at once, and a
-thread that then blocks in ``result()`` reads the socket itself (``_receive.py``);
+thread that then blocks in ``result()`` reads the socket itself (``_receive``);
 otherwise results are read on aioconc's background loop (a worker outlives the
-loop that created it), which also watches for the child's exit.
+loop that created it), which also watches for the child's exit (``_launch``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
 import itertools
 import logging
 import os
@@ -41,28 +18,30 @@ import sys
 import threading
 from typing import Any
 
-from .._call import Call
-from .._carry import CARRIED, carried
-from .._enums import ExecutionMode
-from .._exceptions import SerializationError, WorkerCrashedError, WorkerStoppedError
-from .._future import Future
-from .._runtime import background_loop, inbox_for, running_loop
-from .._serialize import CallCodec, argument_error, dumps
-from ..limits._export import exporting
-from . import OPTION_NAMES
-from ._base import Capabilities, WorkerSpec, internal_retries
-from ._codec import codec_for
-from ._launch import authkey, exit_description, launcher_for
-from ._process_limits import LimitServer
+from ..._call import Call
+from ..._carry import CARRIED, carried
+from ..._codec import codec_for
+from ..._enums import ExecutionMode
+from ..._exceptions import SerializationError
+from ..._future import Future
+from ..._runtime import background_loop, inbox_for, running_loop
+from ..._serialize import CallCodec, argument_error, dumps
+from ...limits._export import exporting
+from .. import OPTION_NAMES
+from .._base import Capabilities, WorkerSpec, internal_retries
+from ._ending import Ending
+from ._held import HeldCalls
+from ._launch import authkey, launcher_for
+from ._limits import LimitServer
 from ._receive import Receiver
-from ._wire import _U32, ABORT, CALLS, CANCEL, CLOSE, INIT, LIMIT_REPLY, BatchWriter, frame
+from ._writer import SocketWriter
+from .child._wire import _U32, ABORT, CALLS, CANCEL, CLOSE, INIT, LIMIT_REPLY, BatchWriter, frame
 
 __all__ = ["ProcessWorker", "backend"]
 
 log = logging.getLogger("aioconc")
 
 _KILL_GRACE = 0.2  # seconds between SIGTERM and SIGKILL in force_close()
-_EXIT_FALLBACK = 1.0  # EOF seen but no exit reported: give up waiting after this
 
 
 # ---------------------------------------------------------------------------
@@ -91,8 +70,12 @@ class _SentCall:
         self.worker._receiver.wait_here(fut, deadline)
 
 
-class ProcessWorker:
-    """A worker whose instance lives in a child process of its own."""
+class ProcessWorker(Ending):
+    """A worker whose instance lives in a child process of its own.
+
+    How it ends (the child's exit, the calls it leaves, finalising) is
+    :class:`~._ending.Ending`'s.
+    """
 
     capabilities = Capabilities(needs_pickling=True, shares_memory=False, queues_natively=True)
 
@@ -103,17 +86,14 @@ class ProcessWorker:
         self._cls = spec.cls
         self._loop = background_loop()
         self._inbox = inbox_for(self._loop)
-        self._lock = threading.Lock()  # outbox, writer, write buffer, pending vs death
-        self._writer = BatchWriter()
+        self._lock = threading.Lock()  # outbox, held, socket writes, pending vs death
+        self._batch = BatchWriter()  # the next CALLS frame, built under the lock
         self._outbox: list[Call] = []
-        # max_queued_tasks, enforced here rather than by a chain stage, so capped
-        # calls keep the direct path: at most _cap calls are with the child; the
-        # rest wait in _held, highest priority first, FIFO within a level.
+        # max_queued_tasks, enforced here rather than by a chain stage (_held.py):
+        # at most _cap calls are with the child, the rest are held back.
         cap = spec.options.max_queued_tasks
         self._cap = 0 if spec.options.blocking or not cap else cap
-        self._held: list[tuple[int, int, Call]] = []
-        self._held_seq = itertools.count()
-        self._wbuf = bytearray()
+        self._held = HeldCalls()
         self._posted = False
         self._pending: dict[int, Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -145,6 +125,8 @@ class ProcessWorker:
         # in recv() itself (far cheaper to wake than poll); every other read and
         # every write passes MSG_DONTWAIT and never blocks.
         self._sock.setblocking(True)
+        self._out = SocketWriter(self._sock, self._lock, self._loop, self._inbox)
+        self._send_locked = self._out.send_locked  # bound once: it is on every call's path
         self._receiver = Receiver(self, self._sock)
         try:
             with self._lock:
@@ -211,10 +193,10 @@ class ProcessWorker:
             for call in calls:
                 self._inbox.post(self._refuse, call.future)
             return failed
-        writer, pending, ids, codec = self._writer, self._pending, self._ids, self._codec
+        writer, pending, ids, codec = self._batch, self._pending, self._ids, self._codec
         idle = not pending
         if self._cap:
-            calls = self._within_cap_locked(calls)
+            calls = self._held.admit(calls, self._cap - len(pending))
         for call in calls:
             fut = call.future
             if fut.done():
@@ -245,23 +227,6 @@ class ProcessWorker:
             self._send_locked(data)
         return failed
 
-    def _within_cap_locked(self, calls: list[Call]) -> list[Call]:
-        """Every new call joins the held ones; as many as the child has room for
-        leave, highest priority first, FIFO within a level (lock held)."""
-        held, seq = self._held, self._held_seq
-        if not held and len(calls) == 1 and len(self._pending) < self._cap:
-            return calls  # one call with room for it (every sequential round trip)
-        for call in calls:
-            heapq.heappush(held, (call.future.priority, next(seq), call))
-        room = self._cap - len(self._pending)
-        ready: list[Call] = []
-        while held and room > 0:
-            call = heapq.heappop(held)[2]
-            if not call.future.done():  # a held call that was cancelled never runs
-                ready.append(call)
-                room -= 1
-        return ready
-
     def _release_held_locked(self) -> None:
         """Send held calls now that the child has room for them (lock held)."""
         self._unpicklable_later(self._flush_locked())
@@ -269,14 +234,6 @@ class ProcessWorker:
     def _unpicklable_later(self, failed: list[tuple[Call, Exception]]) -> None:
         if failed:  # finished outside the lock, a loop turn later
             self._inbox.post(self._fail_unpicklable, failed)
-
-    def _take_unsent_locked(self) -> list[Future[Any]]:
-        """The futures of calls not yet sent (outbox and held); both emptied."""
-        futures = [call.future for call in self._outbox]
-        futures += [item[2].future for item in self._held]
-        self._outbox = []
-        self._held = []
-        return futures
 
     def _start_head(self) -> None:
         # The child runs calls in order, so the oldest pending call is the one
@@ -306,21 +263,6 @@ class ProcessWorker:
                 )
             call.future._set_exception(error)
 
-    def _send_locked(self, data: bytes) -> None:
-        # Non-blocking: what the socket does not take now, the loop writes later.
-        if self._wbuf:
-            self._wbuf += data
-            return
-        try:
-            sent = self._sock.send(data, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            return  # the child is gone; its exit ends the pending calls
-        if sent < len(data):
-            self._wbuf += memoryview(data)[sent:]
-            self._inbox.post(self._start_writing)
-
     def _serve_limits(self, body: bytes) -> None:
         """One request of the child to the shared limits it was given (in the
         thread that read it)."""
@@ -336,24 +278,6 @@ class ProcessWorker:
         with self._lock:
             if not self._final:
                 self._send_locked(frame(LIMIT_REPLY, body))
-
-    def _refuse(self, fut: Future[Any]) -> None:
-        # Closing ends calls as cancelled; a death (crash, failed start) fails them.
-        dead = self._dead
-        if dead is not None and not (self._closing and isinstance(dead, WorkerStoppedError)):
-            fut._set_exception(self._error())
-        else:
-            fut._set_cancelled()
-
-    def _error(self) -> BaseException:
-        dead = self._dead
-        if isinstance(dead, WorkerCrashedError):
-            # A fresh exception per call: one object raised in many places
-            # would collect every caller's traceback.
-            return WorkerCrashedError(
-                str(dead), worker=dead.worker, pid=dead.pid, exitcode=dead.exitcode
-            )
-        return dead if dead is not None else WorkerStoppedError(f"worker {self._name} stopped")
 
     def on_timeout(self, call: Call) -> None:
         """The timeout stage's hook: with ``on_timeout="kill"``, kill the child.
@@ -376,27 +300,6 @@ class ProcessWorker:
         if self._start_timeout and not self.ready.done():
             self._timers.append(loop.call_later(self._start_timeout, self._start_timed_out))
 
-    def _start_writing(self) -> None:
-        if not self._final:
-            self._loop.add_writer(self._sock.fileno(), self._on_writable)
-
-    def _on_writable(self) -> None:
-        with self._lock:
-            try:
-                sent = self._sock.send(self._wbuf, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                sent = len(self._wbuf)
-            del self._wbuf[:sent]
-            done = not self._wbuf
-        if done:
-            self._loop.remove_writer(self._sock.fileno())
-            # uvloop made the socket non-blocking to watch it: a thread waiting
-            # for its only call should block in recv() again.
-            with contextlib.suppress(OSError):
-                self._sock.setblocking(True)
-
     def _after_delivery(self) -> None:
         """Results came in: send held calls the child now has room for, and
         mark the oldest pending call as the running one."""
@@ -406,67 +309,6 @@ class ProcessWorker:
         if self._pending:
             with self._lock:
                 self._start_head()
-
-    def _on_eof(self) -> None:
-        self._loop.remove_reader(self._receiver.fileno())
-        if self._exitcode is not None or self._exited.is_set():
-            self._finalize()
-        else:
-            # The exit report follows at once; this only guards a lost report.
-            self._timers.append(self._loop.call_later(_EXIT_FALLBACK, self._finalize))
-
-    def _on_pid(self, pid: int) -> None:
-        """Called on the loop by the launcher when the child's pid is known."""
-        self.pid = pid
-        if self._killed:
-            self._launcher.signal(self, kill=True)
-
-    def _on_exit(self, code: int | None) -> None:
-        """Called on the loop by the launcher when the child has exited (and is reaped)."""
-        self._exitcode = code
-        self._exited.set()
-        self._finalize()
-
-    def _finalize(self) -> None:
-        if self._final:
-            return
-        if not self._sock._closed:  # type: ignore[attr-defined]
-            self._loop.remove_reader(self._receiver.fileno())
-            self._loop.remove_writer(self._sock.fileno())
-        # Reads what the child sent before it ended, then closes the socket;
-        # when a caller thread is reading, it hands back and this runs again.
-        if not self._receiver.close():
-            return
-        self._final = True
-        for timer in self._timers:
-            timer.cancel()
-        self._launcher.release(self)
-        self._limit_server.close()
-        with self._lock:
-            if self._dead is None:
-                self._dead = self._death()
-            futures = self._take_unsent_locked()
-            futures += self._pending.values()
-            self._pending.clear()
-        for fut in futures:
-            self._refuse(fut)
-        if not self.ready.done():
-            self.ready._set_exception(self._error())
-        self.closed._set_result(None)
-
-    def _death(self) -> BaseException:
-        code = self._exitcode
-        if self.ready._exception is not None:
-            return self.ready._exception  # calls made before a failed __init__ fail with it
-        if self._killed or (self._closing and code == 0):
-            return WorkerStoppedError(f"worker {self._name} is stopped")
-        how = self._kill_reason or exit_description(code)
-        return WorkerCrashedError(
-            f"worker {self._name} (pid {self.pid}) {how}; its pending calls are lost",
-            worker=self._name,
-            pid=self.pid,
-            exitcode=code,
-        )
 
     def _start_timed_out(self) -> None:
         if self.ready.done():
@@ -489,8 +331,7 @@ class ProcessWorker:
             self._closing = True
             if graceful:
                 self._cap = 0  # draining: everything held goes to the child now
-                self._outbox[:0] = [item[2] for item in sorted(self._held)]
-                self._held = []
+                self._outbox[:0] = self._held.take_all_in_order()
                 failed = self._flush_locked()
             else:
                 cancelled = self._take_unsent_locked()
@@ -525,12 +366,6 @@ class ProcessWorker:
             self._inbox.post(self._finalize)
             if self._exited.is_set():
                 self.closed._set_result(None)
-
-    def _fail_start(self, exc: BaseException) -> None:
-        self._dead = exc
-        self._final = True
-        self.ready._set_exception(exc)
-        self.closed._set_result(None)
 
 
 # ---------------------------------------------------------------------------

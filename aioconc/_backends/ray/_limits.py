@@ -24,10 +24,10 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from .._enums import ExecutionMode
-from ..limits._definitions import Limit, ResourceLimit
-from ..limits._engine import LocalLimitEngine
-from ..limits._limit_set import LimitSet
+from ..._enums import ExecutionMode
+from ...limits._definitions import Limit, ResourceLimit
+from ...limits._engine import LocalLimitEngine
+from ...limits._limit_set import LimitSet
 
 __all__ = ["RayLimitClient", "export", "ray_limit_set"]
 

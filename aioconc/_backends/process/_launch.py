@@ -3,7 +3,7 @@
 Two launchers, picked by ``mp_context``:
 
 * :class:`Spawner` (``"spawn"``): ``subprocess.Popen`` of a fresh interpreter
-  running ``_child.py`` by path; its exit is seen through a pidfd on the loop
+  running ``child/_child.py`` by path; its exit is seen through a pidfd on the loop
   (a waiting thread where there are no pidfds).
 * :class:`ForkServer` (``"forkserver"``, ``"fork"``): one helper process per
   parent, started on first use with aioconc preloaded, forks each child on
@@ -28,10 +28,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Protocol
 
-from .._runtime import background_loop, inbox_for
-from . import _child
-from ._child import BOOTSTRAP
-from ._wire import EXITED, PID, SERVER_MSG
+from ..._runtime import background_loop, inbox_for
+from .child._child import BOOTSTRAP, PATH
+from .child._wire import EXITED, PID, SERVER_MSG
 
 if TYPE_CHECKING:
     import asyncio
@@ -42,8 +41,8 @@ __all__ = ["ForkServer", "Launched", "Spawner", "authkey", "exit_description", "
 class Launched(Protocol):
     """What a launcher needs of the worker whose child it starts.
 
-    A protocol rather than ``Launched`` itself, so this module does not
-    import ``_process`` (which imports it).
+    A protocol rather than ``ProcessWorker`` itself, so this module does not
+    import ``_worker`` (which imports it).
     """
 
     pid: int | None
@@ -53,9 +52,6 @@ class Launched(Protocol):
     def _on_pid(self, pid: int) -> None: ...
 
     def _on_exit(self, code: int | None) -> None: ...
-
-
-_CHILD_PATH = os.path.abspath(_child.__file__)
 
 
 def exit_description(code: int | None) -> str:
@@ -82,7 +78,7 @@ def authkey() -> bytes:
 
 
 def _command(role: str, fd: int, *extra: str) -> list[str]:
-    return [sys.executable, "-c", BOOTSTRAP, _CHILD_PATH, role, str(fd), *extra]
+    return [sys.executable, "-c", BOOTSTRAP, PATH, role, str(fd), *extra]
 
 
 def launcher_for(context: str) -> Spawner | ForkServer:

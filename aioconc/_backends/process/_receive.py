@@ -48,10 +48,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._future import Future
-from .._serialize import remote_error, unloadable_error, with_remote_traceback
+from ..._future import Future
+from ..._serialize import remote_error, unloadable_error, with_remote_traceback
 from ._launch import Launched
-from ._wire import (
+from .child._wire import (
     ERROR,
     INIT_ERROR,
     LIMIT_REQUEST,
@@ -64,8 +64,8 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from .._runtime import Inbox
-    from .._serialize import CallCodec
+    from ..._runtime import Inbox
+    from ..._serialize import CallCodec
     from ._launch import ForkServer, Spawner
 
 __all__ = ["Receiver", "Receiving"]
@@ -79,7 +79,7 @@ class Receiving(Launched, Protocol):
     """What a :class:`Receiver` needs of the worker whose socket it reads.
 
     A protocol rather than ``ProcessWorker`` itself, so this module does not
-    import ``_process`` (which imports it).
+    import ``_worker`` (which imports it).
     """
 
     ready: Future[None]

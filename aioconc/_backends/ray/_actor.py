@@ -35,10 +35,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from .._carry import enter, leave, run_with
-from ..middleware._internal_retry import unwrapped_method
-from ._base import construct
-from ._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
+from ..._carry import enter, leave, run_with
+from ..._codec import ERROR, OK, UNSERIALIZABLE, Callee, codec_for
+from ..._retrying import unwrapped_method
+from .._base import construct
 
 __all__ = [
     "ENTRY_PREFIX",

@@ -19,16 +19,16 @@ import time
 import weakref
 from typing import Any
 
-from .._call import Call
-from .._carry import CARRIED, carried
-from .._exceptions import SerializationError, WorkerCrashedError
-from .._future import CancelledError, Future
-from .._runtime import background_loop, inbox_for
-from .._serialize import CallCodec, argument_error, with_remote_traceback
-from .._unwrap import defer, needs_unwrap
-from ._base import Capabilities
-from ._codec import ERROR, OK, UNSERIALIZABLE
-from ._ray_actor import raised_cause
+from ..._call import Call
+from ..._carry import CARRIED, carried
+from ..._codec import ERROR, OK, UNSERIALIZABLE
+from ..._exceptions import SerializationError, WorkerCrashedError
+from ..._future import CancelledError, Future
+from ..._runtime import background_loop, inbox_for
+from ..._serialize import CallCodec, argument_error, with_remote_traceback
+from ..._unwrap import defer, needs_unwrap
+from .._base import Capabilities
+from ._actor import raised_cause
 
 __all__ = [
     "RefCalls",

@@ -1,10 +1,11 @@
 """The child side of process mode: the entry point of worker processes and the fork server.
 
 A fresh interpreter imports this file (with ``_wire.py``, the framing both
-sides speak, and ``_channel.py``, the socket's child end) from a bare package
-over this directory (``BOOTSTRAP``), so a child never re-imports the parent's
-``__main__`` and never imports ``aioconc`` unless the user's class needs it.
-These three files therefore import only the standard library and cloudpickle.
+sides speak, and ``_channel.py``, the socket's child end) from bare packages
+over aioconc's directories (``BOOTSTRAP``), so a child never re-imports the
+parent's ``__main__`` and never imports ``aioconc`` unless the user's class
+needs it.  So these files import only the standard library, cloudpickle, each
+other and the codec (this folder's ``__init__``).
 
 One duplex stream socket per worker carries tagged frames (``_wire.py``)::
 
@@ -20,7 +21,7 @@ One duplex stream socket per worker carries tagged frames (``_wire.py``)::
       LIMIT_REPLY (id, ok, value)       ──►
 
 A shared ``LimitSet`` used in the child acquires from its state in the parent
-with ``LIMIT_REQUEST`` / ``LIMIT_REPLY`` (see ``_process_limits.py``), from
+with ``LIMIT_REQUEST`` / ``LIMIT_REPLY`` (see ``process/_limits.py``), from
 the method's thread, its own threads or its coroutines: ``_channel.py`` shares
 the socket between them.
 """
@@ -68,15 +69,23 @@ from ._wire import (
 _FLUSH_COUNT = 512
 _FLUSH_DELAY = 0.002
 
-# The package this file runs in inside a worker process: a bare package over
-# this directory (argv[1] is this file's path), so that the relative imports
-# above find _channel.py and _wire.py without running aioconc's __init__.
+# The names these modules have inside a worker process: bare packages (whose
+# __init__ never runs) named PACKAGE, _backends, process, child, over the same
+# directories as aioconc's own (argv[1] is this file's path), so that the
+# relative imports here find the same files (each other, and the codec) without
+# importing aioconc.  PARTS is this folder's path inside aioconc.
 PACKAGE = "aioconc_process"
+PARTS = tuple(__name__.split(".")[1:-1])
+NAME_IN_CHILD = ".".join((PACKAGE, *PARTS, "_child"))  # this module, in a child
+PATH = os.path.abspath(__file__)
 BOOTSTRAP = (
     "import sys,types,importlib,os.path as p\n"
-    f"k=types.ModuleType({PACKAGE!r});k.__path__=[p.dirname(sys.argv[1])]\n"
-    f"sys.modules[{PACKAGE!r}]=k\n"
-    f"importlib.import_module({PACKAGE!r}+'._child').main(sys.argv[2:])"
+    f"n,s,r={PACKAGE!r},{PARTS!r},p.dirname(sys.argv[1])\n"
+    "for _ in s:r=p.dirname(r)\n"
+    "for x in (*s,''):\n"
+    " k=types.ModuleType(n);k.__path__=[r];sys.modules[n]=k\n"
+    " if x:n+='.'+x;r=p.join(r,x)\n"
+    "importlib.import_module(n+'._child').main(sys.argv[2:])"
 )
 
 
@@ -110,7 +119,7 @@ class _Child(Channel):
         self.instance: Any = None
         self.methods: dict[str, Any] = {}
         self.loop: Any = None
-        # serializer="json"/"msgpack": calls and outcomes in that format (_codec.py).
+        # serializer="json"/"msgpack": calls and outcomes in that format (aioconc/_codec.py).
         self.codec: Any = None
         self.callee: Any = None  # decodes calls for the instance (_codec.Callee)
         self.current = ""  # the method of the call being run
@@ -156,7 +165,7 @@ class _Child(Channel):
             path, cwd, authkey, spec, serializer = pickle.loads(body)
             sys.path[:] = path
             if serializer != "cloudpickle":
-                from ._codec import codec_for
+                from ...._codec import codec_for
 
                 self.codec = codec_for(serializer)
             if cwd and os.path.isdir(cwd):
@@ -282,7 +291,7 @@ class _Child(Channel):
         (with the carried context values, when the caller sent any)."""
         callee = self.callee
         if callee is None:
-            from ._codec import Callee
+            from ...._codec import Callee
 
             bound = getattr(self.instance, "_bound_fn", None)
             callee = self.callee = Callee(self.codec, self.instance, bound)

@@ -32,11 +32,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._enums import ExecutionMode
-from ..limits._definitions import Limit, ResourceLimit
-from ..limits._engine import LocalLimitEngine
-from ..limits._limit_set import LimitSet
-from ._child import PACKAGE
+from ..._enums import ExecutionMode
+from ...limits._definitions import Limit, ResourceLimit
+from ...limits._engine import LocalLimitEngine
+from ...limits._limit_set import LimitSet
+from .child._child import NAME_IN_CHILD
 
 __all__ = ["ChildLimitClient", "LimitServer", "child_limit_set"]
 
@@ -233,7 +233,7 @@ class ChildLimitClient:
 
     @staticmethod
     def _channel() -> Any:
-        module = sys.modules.get(f"{PACKAGE}._child")
+        module = sys.modules.get(NAME_IN_CHILD)
         child = getattr(module, "CURRENT", None)
         if child is None:
             raise RuntimeError(

@@ -1,10 +1,11 @@
 """The data serializers of the process and Ray boundaries: JSON and msgpack.
 
 cloudpickle is the default and is not here: with it, calls and outcomes are
-pickled as they are (``_wire.py``).  A worker made with ``serializer="json"``
-or ``"msgpack"`` sends its calls' arguments, results and exceptions in that
-format instead, so neither side unpickles call data; the worker's class (or
-task function) still travels by cloudpickle once, when the worker starts.
+pickled as they are (``_backends/process/child/_wire.py``).  A worker made
+with ``serializer="json"`` or ``"msgpack"`` sends its calls' arguments, results
+and exceptions in that format instead, so neither side unpickles call data;
+the worker's class (or task function) still travels by cloudpickle once, when
+the worker starts.
 
 What crosses:
 
@@ -16,8 +17,11 @@ What crosses:
 * exceptions, as their type's name, ``args`` and traceback text: the caller
   rebuilds the type when it has it imported, else raises a ``RemoteError``.
 
-Loaded in worker processes too (by path, beside ``_child.py``), so it imports
-only the standard library; pydantic and msgpack are imported when used.
+Below every layer that uses it (the caller's side in ``_serialize.py``, the
+process and Ray backends, the child side of process mode).  Worker processes
+load it by path, as aioconc's child side does (``_backends/process/child/``),
+without importing aioconc: so it imports only the standard library; msgpack
+is imported when used, and pydantic only used when something else imported it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ __all__ = [
     "rebuild_exception",
 ]
 
-# Outcome tags, as in _wire.py (kept in step by a test).
+# Outcome tags, as in process/child/_wire.py (kept in step by a test).
 OK, ERROR, UNSERIALIZABLE, SKIPPED = 0, 1, 2, 3
 
 # TaskWorker's methods that run the function bound at init: their arguments and

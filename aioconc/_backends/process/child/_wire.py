@@ -1,8 +1,8 @@
 """The wire format of process mode, spoken by the parent and its worker processes.
 
-Imported by the parent (``_process.py``) and loaded *by path* in every worker
-process and the fork server (before ``_child.py``, see its ``BOOTSTRAP``), so it
-imports only the standard library and cloudpickle.
+Imported by the parent (``process/_worker.py``) and loaded *by path* in every
+worker process and the fork server (with ``_child.py``, see its ``BOOTSTRAP``), so
+it imports only the standard library and cloudpickle.
 
 One duplex stream socket per worker::
 
@@ -13,7 +13,7 @@ Every item of a batch is its own pickle (one ``Pickler`` per batch, memo
 cleared between items), so a value that can't be pickled or unpickled fails
 its own call only.  A worker made with ``serializer="json"`` or ``"msgpack"``
 sends each call and outcome as its own document in that format instead
-(``_codec.py``).  The conversation the kinds make up is drawn in ``_child.py``.
+(``aioconc/_codec.py``).  The conversation the kinds make up is drawn in ``_child.py``.
 """
 
 from __future__ import annotations

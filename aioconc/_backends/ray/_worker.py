@@ -2,7 +2,7 @@
 
 ::
 
-    dispatch(call) ── actor.m_<method>.remote(*args) ──► Ray actor (see _ray_actor)
+    dispatch(call) ── actor.m_<method>.remote(*args) ──► Ray actor (see _actor)
          │                 ObjectRef                        instance = cls(*a, **kw)
          └─ ref._on_completed ◄──────────────────────────  instance.<method>(*args)
               Ray's own thread hands over the value and finishes our Future
@@ -20,8 +20,9 @@ A Ray-mode future passed as a top-level argument to another Ray worker travels a
 its ``ObjectRef``: Ray hands the value to the actor without a round trip through
 the driver.  :class:`RayTaskRunner` runs plain functions as Ray tasks (TaskWorker).
 
-The actor side lives in ``_ray_actor``; calls in flight (pending refs, their
-completion on Ray's thread, Ray's errors mapped to ours) in ``_ray_calls``.
+The actor side lives in ``_actor``; calls in flight (pending refs, their
+completion on Ray's thread, Ray's errors mapped to ours) in ``_calls``; shared
+limit sets in ``_limits``.
 """
 
 from __future__ import annotations
@@ -37,17 +38,17 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from .._call import Call
-from .._carry import CARRIED, carried
-from .._exceptions import WorkerCrashedError, WorkerStartError
-from .._runtime import background_loop, inbox_for, on_engine_thread
-from .._serialize import CallCodec
-from ..limits._export import exporting
-from . import _ray_limits
-from ._base import WorkerSpec, internal_retries
-from ._codec import BOUND_CALLS, codec_for
-from ._ray_actor import ENTRY_PREFIX, hosted, run_coded, run_function, run_function_in
-from ._ray_calls import (
+from ..._call import Call
+from ..._carry import CARRIED, carried
+from ..._codec import BOUND_CALLS, codec_for
+from ..._exceptions import WorkerCrashedError, WorkerStartError
+from ..._runtime import background_loop, inbox_for, on_engine_thread
+from ..._serialize import CallCodec
+from ...limits._export import exporting
+from .._base import WorkerSpec, internal_retries
+from . import _limits
+from ._actor import ENTRY_PREFIX, hosted, run_coded, run_function, run_function_in
+from ._calls import (
     RefCalls,
     in_callback,
     map_error,
@@ -174,7 +175,7 @@ class RayWorker(RefCalls):
             actor_cls = actor_cls.options(**options)
         try:
             # Shared "ray" limit sets travel as clients of their limit actor.
-            with exporting(functools.partial(_ray_limits.export, client=self._name_id)):
+            with exporting(functools.partial(_limits.export, client=self._name_id)):
                 self._actor = actor_cls.remote(
                     spec.cls, spec.args, spec.kwargs, spec.limits, internal_retries(spec)
                 )
@@ -359,7 +360,7 @@ class RayWorker(RefCalls):
             import ray
 
             ray.kill(self._actor, no_restart=True)
-            _ray_limits.forget(self._name_id)  # what it held of shared limits is free
+            _limits.forget(self._name_id)  # what it held of shared limits is free
         except Exception as exc:  # already gone, or Ray shut down
             log.debug("ray.kill of worker %s: %s", self._name, exc)
 

@@ -171,6 +171,8 @@ def _total(items: list[Item]) -> Item:
 @pytest.mark.parametrize("mode", BOUNDARY_MODES)
 def test_task_functions_with_json(mode: str, request: pytest.FixtureRequest) -> None:
     if mode == "ray":
+        if importlib.util.find_spec("ray") is None:
+            pytest.skip("Ray is not installed")
         request.getfixturevalue("_ray_session")
     total = task(mode=mode, serializer="json", max_workers=2, on_demand=False)(_total)
 

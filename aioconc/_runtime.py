@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from . import _private_asyncio
 from ._exceptions import WaitTimeoutError
 
 __all__ = [
@@ -271,9 +272,9 @@ def task_in_context(
     return context.run(loop.create_task, coro)  # pragma: no cover - 3.10 only
 
 
-running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
-"""The loop running in this thread, or None (cheap: no exception on the miss, and,
-asyncio's own C function, no Python frame on every call's path)."""
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = _private_asyncio.running_loop
+"""The loop running in this thread, or None (cheap where asyncio's own C function
+can be used: no exception on the miss and no Python frame on every call's path)."""
 
 
 def run_on(

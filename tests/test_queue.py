@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from aioconc import Worker, temp_config
+from aioconc._runtime import inbox_for
 from aioconc.config import resolve
 from aioconc.middleware import stages_for
 from aioconc.middleware._queue import SubmissionQueue
@@ -44,14 +45,18 @@ class Log(Worker):
 
 
 def flush(handle: Any) -> None:
-    """Let the home loop run every call handed to it so far up to the queue."""
+    """Wait until every call made so far on ``handle`` has reached its queue.
+
+    Each call is posted to the home loop's inbox, which starts the call's chain
+    as a task; the task's first step takes the call into a slot or the heap.  A
+    callback posted behind the calls schedules the event behind those first
+    steps, so it is set once they have all run (the queue's graceful stop
+    counts on the same order).
+    """
     loop = getattr(handle, "_chain_loop", None) or handle._loop
-
-    async def turns() -> None:
-        for _ in range(3):
-            await asyncio.sleep(0)
-
-    asyncio.run_coroutine_threadsafe(turns(), loop).result(10)
+    reached = threading.Event()
+    inbox_for(loop).post(loop.call_soon, reached.set)
+    assert reached.wait(10), "the home loop never ran the calls"
 
 
 def held(handle: Any) -> int:
@@ -219,18 +224,23 @@ async def test_asyncio_mode_ignores_the_cap() -> None:
 @pytest.mark.asyncio_only
 async def test_queue_stage_alone_over_a_fake_backend() -> None:
     release = asyncio.Event()
+    two_started = asyncio.Event()
     started: list[int] = []
 
     async def handler(call: Any) -> Any:
         started.append(call.args[0])
+        if len(started) == 2:
+            two_started.set()
         await release.wait()
         return call.args[0]
 
     queue = SubmissionQueue(2)
     handle = FakeBackend(handler).handle(stages=[queue])
     futures = [handle.run(i) for i in range(5)]
-    for _ in range(3):
-        await asyncio.sleep(0)
+    # The handlers start a step after their chains reach the queue, and this
+    # task wakes behind the handlers already scheduled: a third call let
+    # through would be in started by then.
+    await two_started.wait()
     assert started == [0, 1] and queue.statistics().held == 3
     assert "in_flight=2/2 held=3" in repr(queue)
     release.set()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pydantic
 import pytest
 
-from aioconc import RemoteError, SerializationError, Worker, _codec, task
+from aioconc import Future, RemoteError, SerializationError, Worker, _codec, task
 from aioconc._backends.process.child import _wire
 
 SERIALIZERS = ["json", "msgpack"]
@@ -23,14 +23,18 @@ class Item(pydantic.BaseModel):
 
 
 class Store(Worker):
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", gate: Any = None) -> None:
         self.prefix = prefix
+        # Given at construction (pickled), not to a call: json and msgpack
+        # cannot carry an event.
+        self.gate = gate
 
     def echo(self, value: Any) -> Any:
         return value
 
-    def slow_echo(self, value: Any) -> Any:
-        time.sleep(0.3)  # the caller is blocked in result() before the value exists
+    def echo_when_open(self, value: Any) -> Any:
+        if not self.gate.wait(30):
+            raise TimeoutError("gate never opened")
         return value
 
     def restock(self, item: Item, extra: list[Item] | None = None) -> Item:
@@ -56,12 +60,19 @@ class Store(Worker):
 
 
 @pytest.fixture(params=[(m, s) for m in BOUNDARY_MODES for s in SERIALIZERS], ids=str)
-def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+def boundary(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A (mode, serializer) pair; Ray's is started when asked for."""
     mode, serializer = request.param
     if mode == "ray":
         if importlib.util.find_spec("ray") is None:
             pytest.skip("Ray is not installed")
         request.getfixturevalue("_ray_session")
+    return mode, serializer
+
+
+@pytest.fixture
+def store(boundary: tuple[str, str]) -> Iterator[Any]:
+    mode, serializer = boundary
     handle = Store.options(mode=mode, serializer=serializer).init("x-")
     yield handle
     handle.stop()
@@ -72,8 +83,37 @@ def test_plain_values_round_trip(store: Any) -> None:
     assert store.echo(value).result() == value
 
 
-def test_a_caller_blocked_in_result_gets_the_decoded_value(store: Any) -> None:
-    assert store.slow_echo({"k": [1, 2]}).result(30) == {"k": [1, 2]}
+def test_a_caller_blocked_in_result_gets_the_decoded_value(
+    boundary: tuple[str, str], gate: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mode, serializer = boundary
+    waiting: list[Future[Any]] = []  # the call whose result() opens the gate
+    openers: list[threading.Thread] = []
+    result = Future.result
+
+    def open_the_gate_then_wait(self: Future[Any], timeout: float | None = None) -> Any:
+        # The gate opens, from another thread, only as the caller goes into
+        # result()'s wait: the value comes while it waits there.
+        if waiting and self is waiting[0]:
+            waiting.clear()
+            assert not self.done()
+            openers.append(threading.Thread(target=gate.set))
+            openers[-1].start()
+        return result(self, timeout)
+
+    monkeypatch.setattr(Future, "result", open_the_gate_then_wait)
+    # No submission queue in front (Ray's default has one), so the caller waits
+    # on the backend's call itself, which may fetch the outcome in its thread.
+    options = Store.options(mode=mode, serializer=serializer, max_queued_tasks=None)
+    with options.init("x-", gate) as store:
+        # Several times: whether the waiting thread or the backend's own thread
+        # takes the outcome first is the backend's race, and both must decode it.
+        for i in range(5):
+            gate.clear()
+            fut = store.echo_when_open({"k": [1, i]})  # no value before the gate opens
+            waiting.append(fut)
+            assert fut.result(30) == {"k": [1, i]}
+            openers[-1].join(30)
 
 
 def test_tuples_arrive_as_lists(store: Any) -> None:
@@ -131,6 +171,8 @@ def _total(items: list[Item]) -> Item:
 @pytest.mark.parametrize("mode", BOUNDARY_MODES)
 def test_task_functions_with_json(mode: str, request: pytest.FixtureRequest) -> None:
     if mode == "ray":
+        if importlib.util.find_spec("ray") is None:
+            pytest.skip("Ray is not installed")
         request.getfixturevalue("_ray_session")
     total = task(mode=mode, serializer="json", max_workers=2, on_demand=False)(_total)
 

@@ -35,8 +35,6 @@ __all__ = ["backend"]
 
 log = logging.getLogger("aioconc")
 
-_get_running_loop = asyncio._get_running_loop  # running_loop() without a Python frame
-
 
 # ---------------------------------------------------------------------------
 # The worker
@@ -61,8 +59,10 @@ class AsyncioWorker:
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
         self._methods: dict[str, tuple[Any, bool]] = {}
         self._eager = EagerStarter(self._loop, self._ended, self._tasks)
-        # A fresh call made on the home loop starts through here (see _proxy.py).
-        self.start_here = self._eager.start_here
+        # A fresh call made on the home loop starts through here (see _proxy.py),
+        # unless first steps cannot run inline: then every call goes by dispatch.
+        if self._eager.inline:
+            self.start_here = self._eager.start_here
         self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None
         self._closing = False
@@ -97,7 +97,7 @@ class AsyncioWorker:
     # -- calls ---------------------------------------------------------------
 
     def dispatch(self, call: Call) -> None:
-        if _get_running_loop() is self._loop:
+        if running_loop() is self._loop:
             # _run's hot path, inlined: an async def method of a ready worker.
             entry = self._methods.get(call.method)
             if entry is not None and entry[1] and self._open:

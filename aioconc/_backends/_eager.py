@@ -22,6 +22,12 @@ coroutine protocol (``send``/``throw``/``close``).  While idle it parks the task
 on a loop future; given a suspended call it hands the task what the first step
 yielded and then drives the method's coroutine.  Every outcome goes into the
 call's future; the task itself always ends normally.
+
+Making the call's task current for the first step takes asyncio's private
+record of current tasks (``_private_asyncio.tasks_by_loop``).  Where there is
+none that works (or ``AIOCONC_NO_PRIVATE_ASYNCIO=1``), nothing runs inline: each
+call gets a runner of its own from its first step, in a task made by
+``loop.create_task``, and its future finishes when that task has run.
 """
 
 from __future__ import annotations
@@ -31,27 +37,13 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+from .. import _private_asyncio
 from .._future import _STARTED, _SUCCESS, Future, _now
-from .._runtime import task_in_context
+from .._runtime import running_loop, task_in_context
 
 __all__ = ["EagerStarter"]
 
-_enter_task = asyncio.tasks._enter_task
-_leave_task = asyncio.tasks._leave_task
-# The current task of a loop, read from the dict the C tasks keep it in where
-# there is one (3.11-3.13): asyncio.current_task() is a Python function there.
-_current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
-_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
-    _current_tasks.get if isinstance(_current_tasks, dict) else asyncio.current_task
-)
-# That dict itself, where it is asyncio's record of current tasks (3.10-3.13):
-# a fresh call swaps its task in and out with two item writes, a third of the
-# cost of _leave_task/_enter_task twice over.
-_tasks_by_loop: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = (
-    _current_tasks if isinstance(_current_tasks, dict) else None
-)
 _copy_context = contextvars.copy_context
-_get_running_loop = asyncio._get_running_loop
 
 _IDLE = 0  # no call: parked (or not started yet); a first step may run under it
 _HANDOFF = 1  # a call suspended in its first step; the task has not taken its yield yet
@@ -88,6 +80,13 @@ class _Runner(Coroutine[Any, Any, None]):
         park = self._park
         if park is not None and not park.done():
             park.set_result(None)  # wake the parked task: it takes the call's yield
+
+    def run_whole(
+        self, coro: Coroutine[Any, Any, Any], fut: Future[Any], ctx: contextvars.Context
+    ) -> None:
+        """Run a call that has not started, first step included (no eager start)."""
+        self._coro, self._fut, self._ctx = coro, fut, ctx
+        self.state = _RUNNING
 
     def _step(self, value: Any, exc: BaseException | None) -> Any:
         coro = self._coro
@@ -181,7 +180,7 @@ class _Runner(Coroutine[Any, Any, None]):
 class EagerStarter:
     """Starts a worker's ``async def`` calls eagerly on its loop; keeps its spare task."""
 
-    __slots__ = ("_busy", "_loop", "_on_end", "_spare", "methods", "tasks")
+    __slots__ = ("_busy", "_cur", "_loop", "_on_end", "_spare", "methods", "tasks")
 
     def __init__(
         self,
@@ -198,6 +197,14 @@ class EagerStarter:
         self.methods: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {}
         self._spare: _Runner | None = None
         self._busy = False  # a first step is running (a nested call gets its own task)
+        # asyncio's record of current tasks, read when the worker is made (a
+        # test that reloads _private_asyncio changes the workers made after).
+        self._cur = _private_asyncio.tasks_by_loop
+
+    @property
+    def inline(self) -> bool:
+        """True when first steps run inline; False when every call starts in its task."""
+        return self._cur is not None
 
     def start(
         self, coro: Coroutine[Any, Any, Any], fut: Future[Any], ctx: contextvars.Context
@@ -205,6 +212,9 @@ class EagerStarter:
         """Run ``coro``'s first step now; the task carrying on with it, or None when
         that step ended the call.  Must be called on the loop's thread."""
         loop = self._loop
+        cur = self._cur
+        if cur is None:
+            return self._start_in_task(coro, fut, ctx)
         runner = self._spare
         if runner is None or runner.state is not _IDLE or self._busy:
             # None yet, or ended by a cancellation that came too late for its
@@ -217,10 +227,8 @@ class EagerStarter:
         # Bound before the method runs: from its first line on, cancel() of the
         # call (from any thread) reaches the task that runs it.
         fut._aio, fut._loop, fut._asyncio_future_blocking = task, loop, False  # _bind_task
-        caller = _current_task(loop)
-        if caller is not None:
-            _leave_task(loop, caller)
-        _enter_task(loop, task)
+        caller = cur.get(loop)
+        cur[loop] = task
         busy, self._busy = self._busy, True
         try:
             yielded = ctx.run(coro.send, None)
@@ -243,9 +251,10 @@ class EagerStarter:
             return None
         finally:
             self._busy = busy
-            _leave_task(loop, task)
-            if caller is not None:
-                _enter_task(loop, caller)
+            if caller is None:
+                del cur[loop]
+            else:
+                cur[loop] = caller
         self._hand_off(runner, coro, fut, ctx, yielded)
         return task
 
@@ -261,10 +270,10 @@ class EagerStarter:
         step suspends.  Otherwise False, with ``fut`` untouched.
         """
         loop = self._loop
-        if _get_running_loop() is not loop:
+        if running_loop() is not loop:
             return False
         fn = self.methods.get(method)
-        cur = _tasks_by_loop
+        cur = self._cur
         if fn is None or cur is None or self._busy:  # a nested call goes by start()
             return False
         fut._state = _STARTED  # what _start() does, with no one to race
@@ -316,6 +325,18 @@ class EagerStarter:
         self._hand_off(runner, coro, fut, ctx, yielded)
         self.tasks[fut] = task
         return True
+
+    def _start_in_task(
+        self, coro: Coroutine[Any, Any, Any], fut: Future[Any], ctx: contextvars.Context
+    ) -> asyncio.Task[None]:
+        # No eager start: the whole call, first step included, runs in a task
+        # of its own, bound to the future at once so cancel() reaches it.
+        runner = _Runner(self._loop)
+        runner.run_whole(coro, fut, ctx)
+        runner.on_end = self._on_end
+        task = runner.task = task_in_context(self._loop, runner, contextvars.Context())
+        fut._bind_task(task, self._loop)
+        return task
 
     def _new_runner(self) -> _Runner:
         # Its task starts in an empty context: each call it runs brings its own.

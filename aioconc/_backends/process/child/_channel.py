@@ -50,7 +50,11 @@ def _resolve(waiter: tuple[Any, Any], reply: tuple[bool, Any] | None) -> None:
 
     import asyncio
 
-    if asyncio._get_running_loop() is loop:
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:  # this thread runs no loop
+        here = None
+    if here is loop:
         finish()
     else:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there

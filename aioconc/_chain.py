@@ -31,7 +31,7 @@ from ._runtime import inbox_for, running_loop, task_in_context
 if TYPE_CHECKING:
     from ._backends._base import BackendWorker
     from ._call import Call
-    from ._stats import CallStats
+    from ._stats import CallCounters
 
 __all__ = ["ChainRunner", "Handler", "Stage", "attempt_handler", "build_chain"]
 
@@ -49,7 +49,7 @@ def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
     return handler
 
 
-def attempt_handler(worker: BackendWorker, attempts: CallStats | None = None) -> Handler:
+def attempt_handler(worker: BackendWorker, attempts: CallCounters | None = None) -> Handler:
     """The chain's innermost handler: one attempt on ``worker``, with a fresh future.
 
     ``attempts`` counts the attempts handed to the worker (what is in flight).

@@ -168,7 +168,7 @@ class Future(Generic[T]):
         # call): while it runs, this call is exactly as cancellable as it is.
         self._inner: _Cancellable | None = None
         self._task_id: str | None = None
-        self._stats: Any = None  # the handle's CallStats (_stats.py), counted at the end
+        self._stats: Any = None  # the handle's CallCounters (_stats.py), counted at the end
         self.priority = priority
         self.worker = worker
         self.submitted_at = _now()
@@ -490,7 +490,7 @@ class Future(Generic[T]):
         self.completed_at = now = _now()
         callbacks, self._callbacks = self._callbacks, None
         stats = self._stats
-        if stats is not None:  # CallStats.succeeded, inlined
+        if stats is not None:  # CallCounters.finished(self, True), inlined
             next(stats._completed)
             if self.attempts > 1:
                 stats.retried += self.attempts - 1

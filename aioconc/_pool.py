@@ -2,13 +2,13 @@
 
 ::
 
-    pool.method(*a) ─► BoundMethod ─► Call ─┬─ no stages: _send ─► balancer.pick ─► worker i
-                                            │
-                                            └─ ChainRunner (home loop)
-                                                 queue ─► ... ─► _attempt ─► balancer.pick
-                                                                 (a worker with a free slot)
-    on_demand=True:                          ... ─► _on_demand_attempt: wait for a slot,
-                                                 start a fresh worker, run the call, close it
+    pool.method(*a) ─► MethodCaller ─► Call ─┬─ no stages: _send ─► balancer.pick ─► worker i
+                                             │
+                                             └─ ChainRunner (home loop)
+                                                  queue ─► ... ─► _attempt ─► balancer.pick
+                                                                  (a worker with a free slot)
+    on_demand=True:                           ... ─► _on_demand_attempt: wait for a slot,
+                                                  start a fresh worker, run the call, close it
 
 Workers start concurrently (``backend.start`` returns at once; the pool waits
 for every ``ready`` together).  A worker whose ``closed`` finishes while the
@@ -42,9 +42,9 @@ from ._balance import make_balancer
 from ._chain import ChainRunner, build_chain
 from ._exceptions import WaitTimeoutError
 from ._future import Future
-from ._proxy import BoundMethod, ResolvedOptions, StopHook, run_stop_hooks
+from ._proxy import BaseHandle, MethodCaller, StopHook, run_stop_hooks
 from ._runtime import home_loop, running_loop
-from ._stats import CallStatistics, CallStats
+from ._stats import CallCounters, CallStatistics
 from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
@@ -102,7 +102,7 @@ def _all_ready(workers: list[BackendWorker]) -> Future[None]:
     return done
 
 
-class PoolHandle(ResolvedOptions):
+class PoolHandle(BaseHandle):
     """A pool of workers with the call surface of one handle.
 
     ``pool.method(*a)`` returns a future (the value with ``blocking=True``);
@@ -150,8 +150,8 @@ class PoolHandle(ResolvedOptions):
         size = 0 if self._on_demand else (options.max_workers or 1)
         self._active = [0] * size
         self._total = [0] * size
-        self._stats = CallStats()
-        self._worker_stats = [CallStats() for _ in range(size)]
+        self._stats = CallCounters()
+        self._worker_stats = [CallCounters() for _ in range(size)]
         stages = stages_for(options, methods, worker_class=cls.__name__)
         self._timed: Callable[[Call], None] | None = None
         self._queue: SubmissionQueue | None = None
@@ -245,7 +245,7 @@ class PoolHandle(ResolvedOptions):
 
     # -- dispatch ------------------------------------------------------------
 
-    def __getattr__(self, name: str) -> BoundMethod:
+    def __getattr__(self, name: str) -> MethodCaller:
         if name.startswith("_"):
             raise AttributeError(name)
         attr = getattr(self._cls, name, _MISSING)
@@ -253,7 +253,7 @@ class PoolHandle(ResolvedOptions):
             raise AttributeError(f"{self._name} has no method {name!r}")
         if not callable(attr):
             raise AttributeError(f"{name!r} of {self._name} is not a method")
-        method = BoundMethod(self, name, self._options.priority)
+        method = MethodCaller(self, name, self._options.priority)
         self.__dict__[name] = method
         return method
 

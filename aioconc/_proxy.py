@@ -23,7 +23,7 @@ from ._exceptions import WorkerStoppedError
 from ._future import Future
 from ._options import parse_priority
 from ._runtime import running_loop
-from ._stats import CallStatistics, CallStats
+from ._stats import CallCounters, CallStatistics
 from ._sync_future import SyncFuture
 from ._unwrap import defer, needs_unwrap
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._backends._base import BackendWorker
     from ._options import Options
 
-__all__ = ["BoundMethod", "ResolvedOptions", "WorkerHandle"]
+__all__ = ["BaseHandle", "MethodCaller", "WorkerHandle"]
 
 _MISSING = object()
 _names = itertools.count(1)
@@ -47,7 +47,7 @@ def stopped_message(handle: Any) -> str:
     return f"{handle._kind} is stopped: {handle._name} takes no more calls; start a new one"
 
 
-class BoundMethod:
+class MethodCaller:
     """``handle.method``: calling it submits one call and returns its future.
 
     With ``blocking=True`` the call waits and returns the value (or raises).
@@ -91,7 +91,7 @@ class BoundMethod:
 
     def options(
         self, *, priority: int | str | None = None, timeout: float | None = None
-    ) -> BoundMethod:
+    ) -> MethodCaller:
         """This method with per-call options: ``priority`` ("critical", "high",
         "normal", "low" or 0-3) and ``timeout`` in seconds.
 
@@ -100,7 +100,7 @@ class BoundMethod:
         level = self._priority if priority is None else parse_priority(priority)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
-        return BoundMethod(self._handle, self._name, level, timeout)
+        return MethodCaller(self._handle, self._name, level, timeout)
 
     def __repr__(self) -> str:
         return f"<method {self._name} of {self._handle._name}>"
@@ -123,7 +123,7 @@ def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
 
 
 def _setting(name: str) -> Any:
-    def read(self: ResolvedOptions) -> float:
+    def read(self: BaseHandle) -> float:
         try:
             return self._options.settings[name]
         except KeyError:
@@ -134,7 +134,7 @@ def _setting(name: str) -> Any:
     return property(read, doc=f"The resolved ``{name}`` of this mode, in seconds.")
 
 
-class ResolvedOptions:
+class BaseHandle:
     """The resolved options a handle or pool reports (CONFORMANCE 60), read-only.
 
     The per-mode timeouts of the configuration (``command_queue_timeout`` for
@@ -200,7 +200,7 @@ class ResolvedOptions:
         return self._options.unwrap_futures
 
 
-class WorkerHandle(ResolvedOptions):
+class WorkerHandle(BaseHandle):
     """A started worker: call its methods, then ``stop()`` it (or use ``with``).
 
     Every method call returns a :class:`~aioconc.Future` (the value itself with
@@ -227,8 +227,8 @@ class WorkerHandle(ResolvedOptions):
         # A backend that resolves argument futures itself (ray) gets them as they are.
         self._unwrap = options.unwrap_futures and not worker.capabilities.unwraps_futures
         self._init_kwargs: dict[str, Any] = {}
-        self._stats = CallStats()
-        self._attempts: CallStats | None = None  # the chain's attempts, when it has one
+        self._stats = CallCounters()
+        self._attempts: CallCounters | None = None  # the chain's attempts, when it has one
         # Called with ``graceful`` when the handle stops (the submission queue's
         # hook: it cancels held-back calls, or returns a future that finishes
         # once they have all been handed to the backend).
@@ -252,7 +252,7 @@ class WorkerHandle(ResolvedOptions):
 
     # -- method access ------------------------------------------------------
 
-    def __getattr__(self, name: str) -> BoundMethod:
+    def __getattr__(self, name: str) -> MethodCaller:
         if name.startswith("_"):
             raise AttributeError(name)
         # No class: every name is a method (aioconc.testing's fake workers).
@@ -261,7 +261,7 @@ class WorkerHandle(ResolvedOptions):
             raise AttributeError(f"{self._name} has no method {name!r}")
         if not callable(attr):
             raise AttributeError(f"{name!r} of {self._name} is not a method")
-        method = BoundMethod(self, name, self._options.priority)
+        method = MethodCaller(self, name, self._options.priority)
         self.__dict__[name] = method  # later look-ups skip __getattr__
         return method
 

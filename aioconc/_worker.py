@@ -25,7 +25,7 @@ from ._chain import attempt_handler, build_chain
 from ._exceptions import WaitTimeoutError
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
-from ._stats import CallStats
+from ._stats import CallCounters
 from .limits import limits_for
 from .middleware import stages_for
 from .middleware._queue import SubmissionQueue
@@ -129,7 +129,7 @@ def start_worker(
     except BaseException:  # invalid retry options: leave no worker running
         backend_worker.force_close()
         raise
-    attempts = CallStats()
+    attempts = CallCounters()
     chain = build_chain(stages, attempt_handler(backend_worker, attempts))
     # A worker class may bring its own handle type (TaskWorker: submit/map).
     handle_cls: type[WorkerHandle] = getattr(cls, "_aioconc_handle_class", WorkerHandle)

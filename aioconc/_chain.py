@@ -61,7 +61,7 @@ def attempt_handler(worker: BackendWorker, attempts: CallCounters | None = None)
             attempts.submit(one.future)
         outer = call.future
         outer.attempts += 1
-        outer._inner = one.future
+        outer._inner = one  # the outer call is as cancellable as this attempt
         try:
             worker.dispatch(one)
             return await one.future

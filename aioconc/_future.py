@@ -96,20 +96,26 @@ _acquire = _lock.acquire
 _release = _lock.release
 
 
-class _Cancellable(Protocol):
-    """What a future's ``_inner`` is: the attempt or sent call it waits on.
+WaitHere = Callable[["Future[Any]", "float | None"], None]
 
-    It may also have ``wait_here(future, deadline)``: called by a thread about
-    to block in ``result()``, it may finish the future in that thread (a
+
+class Inner(Protocol):
+    """What a future's ``_inner`` is: the attempt, sent call or task it waits on.
+
+    ``wait_here(future, deadline)``, when not None, is called by a thread about
+    to block in ``result()``: it may finish the future in that thread (a
     process worker's caller reads the result from the socket itself, one
     thread hop fewer) and returns when it can do no more (``deadline`` on the
     ``time.monotonic()`` clock passed, or someone else is finishing it); the
-    thread then waits as usual.
+    thread then waits as usual.  None: the thread just waits.
     """
 
     def done(self) -> bool: ...
 
     def cancel(self) -> bool: ...
+
+    @property
+    def wait_here(self) -> WaitHere | None: ...
 
 
 class Future(Generic[T]):
@@ -166,7 +172,7 @@ class Future(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None  # _aio's loop, once bound
         # The attempt running on this call's behalf (a middleware chain's inner
         # call): while it runs, this call is exactly as cancellable as it is.
-        self._inner: _Cancellable | None = None
+        self._inner: Inner | None = None
         self._task_id: str | None = None
         self._stats: Any = None  # the handle's CallCounters (_stats.py), counted at the end
         self.priority = priority
@@ -568,7 +574,8 @@ class Future(Generic[T]):
                 "use 'await future' instead of future.result()"
             )
         left = timeout
-        wait_here = getattr(self._inner, "wait_here", None)
+        inner = self._inner
+        wait_here = None if inner is None else inner.wait_here
         if wait_here is not None:
             deadline = None if timeout is None else time.monotonic() + timeout
             wait_here(self, deadline)

@@ -28,7 +28,7 @@ from ._sync_future import SyncFuture
 from ._unwrap import defer, needs_unwrap
 
 if TYPE_CHECKING:
-    from ._backends._base import BackendWorker
+    from ._backends._base import BackendWorker, StartHere
     from ._options import Options
 
 __all__ = ["BaseHandle", "MethodCaller", "WorkerHandle"]
@@ -65,9 +65,7 @@ class MethodCaller:
         self._timeout = timeout
         # The backend's own path for a call made where the worker lives, when it
         # has one and nothing stands between (no chain, no per-call timeout).
-        self._here: StartHere | None = (
-            getattr(handle, "_start_here", None) if timeout is None else None
-        )
+        self._here: StartHere | None = handle._start_here if timeout is None else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
@@ -78,12 +76,12 @@ class MethodCaller:
         next(stats._submitted)
         timeout = self._timeout
         if handle._unwrap and (args or kwargs) and needs_unwrap(args, kwargs):
-            dispatch = handle._dispatch if timeout is None else _timed_dispatch(handle)
+            dispatch = handle._dispatch if timeout is None else handle._timed_dispatch()
             defer(Call(self._name, args, kwargs, fut, timeout), dispatch)  # once inputs are done
         else:
             here = self._here
             if here is None or not here(self._name, args, kwargs, fut):
-                dispatch = handle._dispatch if timeout is None else _timed_dispatch(handle)
+                dispatch = handle._dispatch if timeout is None else handle._timed_dispatch()
                 dispatch(Call(self._name, args, kwargs, fut, timeout))
         if handle._blocking:
             return fut.result()
@@ -107,9 +105,6 @@ class MethodCaller:
 
 
 StopHook = Callable[[bool], "Future[None] | None"]
-StartHere = Callable[[str, tuple[Any, ...], dict[str, Any], Future[Any]], bool]
-"""A backend's ``start_here(method, args, kwargs, future)``: runs the call at once
-when made where the worker lives; False leaves it to ``dispatch``."""
 
 
 def run_stop_hooks(hooks: list[StopHook], graceful: bool) -> list[Future[None]]:
@@ -148,6 +143,9 @@ class BaseHandle:
     # What a call's future is made by: a SyncFuture for a worker that runs calls
     # inline (sync mode), as concurry users check with isinstance.
     _new_future: Callable[..., Future[Any]] = Future
+    # The backend's path for a call made where the worker lives (see
+    # BackendWorker.start_here): a single worker with no chain may have one.
+    _start_here: StartHere | None = None
     _blocking: bool
     _cls: type[Any] | None
     _options: Options
@@ -159,6 +157,10 @@ class BaseHandle:
                 "pass them to .options(...) instead"
             )
         object.__setattr__(self, name, value)
+
+    def _timed_dispatch(self) -> Callable[[Call], None]:
+        """Where this handle's calls with a per-call timeout go."""
+        raise NotImplementedError
 
     @property
     def worker_cls(self) -> type[Any] | None:
@@ -234,10 +236,9 @@ class WorkerHandle(BaseHandle):
         # once they have all been handed to the backend).
         self._stop_hooks: list[StopHook] = []
         self._chain_loop: asyncio.AbstractEventLoop | None = None
-        self._start_here: StartHere | None = None
         if chain is None:
             self._dispatch: Callable[[Call], None] = worker.dispatch
-            self._start_here = getattr(worker, "start_here", None)
+            self._start_here = worker.start_here
         else:
             loop = self._chain_loop = worker.home or _home_for_chain()
             runner = ChainRunner(chain, loop)
@@ -340,7 +341,7 @@ class WorkerHandle(BaseHandle):
             from .middleware._timeout import timeout_stage
 
             worker = self._worker
-            stage = timeout_stage(None, on_timeout=getattr(worker, "on_timeout", None))
+            stage = timeout_stage(None, on_timeout=worker.on_timeout)
             chain = build_chain([stage], attempt_handler(worker))
             assert chain is not None  # one stage: never the empty chain
             loop = worker.home or _home_for_chain()
@@ -371,7 +372,7 @@ class WorkerHandle(BaseHandle):
         if attempts is not None:  # calls the chain has not handed on are queued
             return self._stats.snapshot(in_flight=attempts.unfinished)
         # A backend that holds capped calls itself (process mode) says how many.
-        return self._stats.snapshot(queued=int(getattr(self._worker, "held_calls", 0)))
+        return self._stats.snapshot(queued=self._worker.held_calls)
 
     def __repr__(self) -> str:
         state = "stopped" if self._stopped else ("ready" if self.ready.done() else "starting")
@@ -381,13 +382,6 @@ class WorkerHandle(BaseHandle):
             f"in_flight={st.in_flight} queued={st.queued} completed={st.completed} "
             f"failed={st.failed}>"
         )
-
-
-def _timed_dispatch(handle: Any) -> Callable[[Call], None]:
-    # A handle type without a timeout-only chain of its own (a pool) relies on
-    # its chain's timeout stage.
-    get = getattr(handle, "_timed_dispatch", None)
-    return handle._dispatch if get is None else get()  # type: ignore[no-any-return]
 
 
 def _home_for_chain() -> asyncio.AbstractEventLoop:

@@ -117,13 +117,12 @@ def start_worker(
     limits = limits_for(options.limits, options.mode, pool=False)
     spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra), limits)
     backend_worker = backend.start(spec)
-    on_timeout = getattr(backend_worker, "on_timeout", None)
     try:
         stages = stages_for(
             options,
             methods,
             worker_class=cls.__name__,
-            on_timeout=on_timeout,
+            on_timeout=backend_worker.on_timeout,
             native_queue=backend.capabilities.queues_natively,
         )
     except BaseException:  # invalid retry options: leave no worker running

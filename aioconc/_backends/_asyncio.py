@@ -27,7 +27,7 @@ from .._call import Call
 from .._future import Future
 from .._runtime import home_loop, inbox_for, running_loop
 from ..middleware._internal_retry import unwrapped_method
-from ._base import Capabilities, ClassBackend, WorkerSpec, construct, internal_retries
+from ._base import Capabilities, ClassBackend, WorkerBase, WorkerSpec, construct, internal_retries
 from ._eager import EagerStarter
 from ._thread import SerialThread
 
@@ -43,7 +43,7 @@ _get_running_loop = asyncio._get_running_loop  # running_loop() without a Python
 # ---------------------------------------------------------------------------
 
 
-class AsyncioWorker:
+class AsyncioWorker(WorkerBase):
     """A worker whose instance lives on its home loop."""
 
     capabilities = Capabilities(interruptible=True)

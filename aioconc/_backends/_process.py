@@ -50,7 +50,7 @@ from .._runtime import background_loop, inbox_for, running_loop
 from .._serialize import CallCodec, argument_error, dumps
 from ..limits._export import exporting
 from . import OPTION_NAMES
-from ._base import Capabilities, WorkerSpec, internal_retries
+from ._base import Capabilities, WorkerBase, WorkerSpec, internal_retries
 from ._codec import codec_for
 from ._launch import authkey, exit_description, launcher_for
 from ._process_limits import LimitServer
@@ -91,7 +91,7 @@ class _SentCall:
         self.worker._receiver.wait_here(fut, deadline)
 
 
-class ProcessWorker:
+class ProcessWorker(WorkerBase):
     """A worker whose instance lives in a child process of its own."""
 
     capabilities = Capabilities(needs_pickling=True, shares_memory=False, queues_natively=True)

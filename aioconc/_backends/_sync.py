@@ -21,6 +21,7 @@ from ..middleware._internal_retry import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,
+    WorkerBase,
     WorkerSpec,
     construct,
     internal_retries,
@@ -37,7 +38,7 @@ log = logging.getLogger("aioconc")
 # ---------------------------------------------------------------------------
 
 
-class SyncWorker:
+class SyncWorker(WorkerBase):
     """A worker whose calls run inline in the calling thread."""
 
     capabilities = Capabilities(blocking_dispatch=True)

@@ -55,7 +55,12 @@ class LimitBackend(Protocol):
 
     Amounts are already validated (known keys, within capacity).  ``acquire``
     and ``async_acquire`` raise ``TimeoutError`` when ``timeout`` passes first.
+    ``waiting`` is how many requests are queued here (0 for a client whose
+    requests queue where the state lives).
     """
+
+    @property
+    def waiting(self) -> int: ...
 
     def try_acquire(self, amounts: Amounts) -> bool: ...
 

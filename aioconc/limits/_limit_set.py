@@ -244,8 +244,9 @@ class LimitSet:
             shown = "inf" if available == math.inf else f"{available:g}"
             parts.append(f"{key}={shown}/{stat['capacity']:g}")
         kind = "shared" if self.shared else "private"
-        waiting = getattr(self._backend, "waiting", 0)
-        return f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={waiting}>"
+        return (
+            f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={self._backend.waiting}>"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A private set travels as its definitions (fresh state where it lands).  A

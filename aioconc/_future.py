@@ -283,6 +283,11 @@ class Future(Generic[T]):
             raise CancelledError()
         return self._exception
 
+    def _failure(self) -> BaseException | None:
+        """The exception the call failed with, now: None while it runs, after a
+        success and after a cancellation.  Never waits, never raises."""
+        return self._exception
+
     def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
         """Call ``fn(future)`` once when done; at once if already done.
 

@@ -88,8 +88,9 @@ def _all_ready(workers: list[BackendWorker]) -> Future[None]:
         done._set_result(None)
 
     def on_ready(fut: Future[None]) -> None:
-        if fut._exception is not None:
-            done._set_exception(fut._exception)
+        error = fut._failure()
+        if error is not None:
+            done._set_exception(error)
             return
         with lock:
             left[0] -= 1
@@ -226,7 +227,7 @@ class PoolHandle(BaseHandle):
         # slot takes no more calls while another slot can.
         if self._stopped or not worker.ready.done():
             return
-        if worker.ready._exception is not None:
+        if worker.ready._failure() is not None:
             with self._lock:
                 if self._workers[index] is worker:
                     self._benched.add(index)
@@ -273,7 +274,7 @@ class PoolHandle(BaseHandle):
 
     def _finished(self, index: int) -> Callable[[Future[Any]], None]:
         def finished(fut: Future[Any]) -> None:
-            ok = None if fut.cancelled() else fut._exception is None
+            ok = None if fut.cancelled() else fut._failure() is None
             with self._lock:
                 self._active[index] = max(0, self._active[index] - 1)
                 self._worker_stats[index].finished(fut, ok)
@@ -512,7 +513,8 @@ def start_pool(
             ) from None
         except BaseException:
             pass  # raised below
-    if ready.done() and ready._exception is not None:
+    error = ready._failure()
+    if error is not None:
         pool.stop(0)
-        raise ready._exception
+        raise error
     return pool

@@ -152,10 +152,11 @@ def start_worker(
             raise WaitTimeoutError(f"starting worker {name} timed out after {timeout} s") from None
         except BaseException:
             pass  # raised below, the same way as an already failed start
-    if ready.done() and ready._exception is not None:
+    error = ready._failure()
+    if error is not None:
         handle._stopped = True
         handle._finalizer.detach()
-        raise ready._exception
+        raise error
     return handle
 
 

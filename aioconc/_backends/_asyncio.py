@@ -135,8 +135,8 @@ class AsyncioWorker(WorkerBase):
 
     def _run_first(self, call: Call) -> None:
         fut = call.future
-        if self.ready._exception is not None:
-            fut._set_exception(self.ready._exception)
+        if (failed := self.ready._failure()) is not None:
+            fut._set_exception(failed)
             return
         if self._abort or self.closed.done():
             fut._set_cancelled()

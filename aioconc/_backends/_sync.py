@@ -84,8 +84,8 @@ class SyncWorker(WorkerBase):
 
     def _lookup(self, call: Call) -> Any:
         fut = call.future
-        if self.ready._exception is not None:
-            fut._set_exception(self.ready._exception)
+        if (failed := self.ready._failure()) is not None:
+            fut._set_exception(failed)
             return None
         try:
             method = unwrapped_method(self._instance, call.method)

@@ -29,7 +29,6 @@ from ._future import Future
 from ._runtime import inbox_for, running_loop, task_in_context
 
 if TYPE_CHECKING:
-    from ._backends._base import BackendWorker
     from ._call import Call
     from ._stats import CallCounters
 
@@ -49,8 +48,11 @@ def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
     return handler
 
 
-def attempt_handler(worker: BackendWorker, attempts: CallCounters | None = None) -> Handler:
-    """The chain's innermost handler: one attempt on ``worker``, with a fresh future.
+def attempt_handler(
+    dispatch: Callable[[Call], None], attempts: CallCounters | None = None
+) -> Handler:
+    """The chain's innermost handler: one attempt, with a fresh future, given to ``dispatch``
+    (a backend worker's).
 
     ``attempts`` counts the attempts handed to the worker (what is in flight).
     """
@@ -63,7 +65,7 @@ def attempt_handler(worker: BackendWorker, attempts: CallCounters | None = None)
         outer.attempts += 1
         outer._inner = one  # the outer call is as cancellable as this attempt
         try:
-            worker.dispatch(one)
+            dispatch(one)
             return await one.future
         finally:
             outer._inner = None

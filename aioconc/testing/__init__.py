@@ -106,5 +106,5 @@ class FakeBackend:
         """Start a fake worker and return a handle whose chain is ``stages``."""
         resolved = resolve_options([{"mode": "asyncio", **options}], mode_specific={})
         worker = self.start()
-        chain = build_chain(list(stages), attempt_handler(worker))
+        chain = build_chain(list(stages), attempt_handler(worker.dispatch))
         return WorkerHandle(None, "fake", resolved, worker, chain)

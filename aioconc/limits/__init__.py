@@ -7,7 +7,6 @@ pure state objects and the waiting in ``_engine.py``.
 """
 
 from ._acquisition import Acquisition as Acquisition
-from ._acquisition import LimitSetAcquisition as LimitSetAcquisition
 from ._definitions import CallLimit as CallLimit
 from ._definitions import Limit as Limit
 from ._definitions import RateLimit as RateLimit
@@ -16,6 +15,7 @@ from ._engine import LimitBackend as LimitBackend
 from ._engine import LocalLimitEngine as LocalLimitEngine
 from ._limit_pool import LimitPool as LimitPool
 from ._limit_set import LimitSet as LimitSet
+from ._limit_set import LimitSetAcquisition as LimitSetAcquisition
 from ._worker_limits import limits_for as limits_for
 
 __all__ = [

@@ -41,9 +41,9 @@ from ._future import Future
 from ._handle import BaseHandle
 from ._runtime import home_loop
 from ._stats import CallCounters, CallStatistics
-from .limits import limits_for
-from .middleware import stages_for
+from .limits._worker_limits import limits_for
 from .middleware._queue import SubmissionQueue
+from .middleware._stages import stages_for
 
 if TYPE_CHECKING:
     from ._backends._base import Backend, BackendWorker

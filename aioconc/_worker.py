@@ -24,9 +24,9 @@ from ._chain import attempt_handler, build_chain
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
 from ._stats import CallCounters
-from .limits import limits_for
-from .middleware import stages_for
+from .limits._worker_limits import limits_for
 from .middleware._queue import SubmissionQueue
+from .middleware._stages import stages_for
 
 __all__ = ["Worker", "WorkerBuilder", "start_worker", "worker"]
 

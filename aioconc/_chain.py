@@ -2,7 +2,7 @@
 
 The path of one call::
 
-    handle.method(*args)            _proxy.py   Call + Future
+    handle.method(*args)            _handle.py  Call + Future
        │
        ├─ chain is None ─────────► backend.dispatch(call)        the fast path
        │

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._backends._base import BackendWorker, Capabilities, StartHere
     from ._options import Options
 
-__all__ = ["BaseHandle", "MethodCaller", "StopHook", "run_stop_hooks", "stopped_message"]
+__all__ = ["BaseHandle", "MethodCaller", "stopped_message"]
 
 H = TypeVar("H", bound="BaseHandle")
 

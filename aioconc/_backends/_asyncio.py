@@ -61,7 +61,7 @@ class AsyncioWorker(WorkerBase):
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
         self._methods: dict[str, tuple[Any, bool]] = {}
         self._eager = EagerStarter(self._loop, self._ended, self._tasks)
-        # A fresh call made on the home loop starts through here (see _proxy.py).
+        # A fresh call made on the home loop starts through here (see _handle.py).
         self.start_here = self._eager.start_here
         self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None

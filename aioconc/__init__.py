@@ -1,11 +1,15 @@
 """aioconc: asyncio-native workers and tasks behind one API, in five modes.
 
-``from concurry import X`` becomes ``from aioconc import X``: the names below
-are concurry 0.13.2's public API, plus aioconc's own (``Future``,
-``WorkerHandle``, the exception types, task records).
+``from concurry import X`` becomes ``from aioconc import X``: the first group
+below is concurry 0.13.2's public API (CONFORMANCE item 1); the second is
+aioconc's own (``Future``, the handle and statistics types that calls return,
+the exception types, task records, direct calls).
 """
 
-from ._carry import carry_context as carry_context
+# ---------------------------------------------------------------------------
+# concurry 0.13.2's names
+# ---------------------------------------------------------------------------
+
 from ._enums import ExecutionMode as ExecutionMode
 from ._enums import LoadBalancingAlgorithm as LoadBalancingAlgorithm
 from ._enums import PollingAlgorithm as PollingAlgorithm
@@ -13,24 +17,9 @@ from ._enums import RateLimitAlgorithm as RateLimitAlgorithm
 from ._enums import RateWindow as RateWindow
 from ._enums import RetryAlgorithm as RetryAlgorithm
 from ._enums import ReturnWhen as ReturnWhen
-from ._exceptions import AioconcError as AioconcError
-from ._exceptions import CallTimeoutError as CallTimeoutError
-from ._exceptions import RemoteError as RemoteError
 from ._exceptions import RetryValidationError as RetryValidationError
-from ._exceptions import SerializationError as SerializationError
-from ._exceptions import WorkerCrashedError as WorkerCrashedError
-from ._exceptions import WorkerError as WorkerError
-from ._exceptions import WorkerStartError as WorkerStartError
-from ._exceptions import WorkerStoppedError as WorkerStoppedError
 from ._future import BaseFuture as BaseFuture
-from ._future import CancelledError as CancelledError
-from ._future import Future as Future
-from ._future import TaskRecord as TaskRecord
-from ._future import TaskStatus as TaskStatus
-from ._proxy import WorkerHandle as WorkerHandle
 from ._retry_config import RetryConfig as RetryConfig
-from ._stats import CallStatistics as CallStatistics
-from ._sync_future import SyncFuture as SyncFuture
 from ._timer import Timer as Timer
 from ._timer import TimerError as TimerError
 from ._wait import ALL_COMPLETED as ALL_COMPLETED
@@ -45,8 +34,6 @@ from ._worker import worker as worker
 from ._wrap import wrap_future as wrap_future
 from .config import global_config as global_config
 from .config import temp_config as temp_config
-from .direct import DirectFunction as DirectFunction
-from .direct import direct as direct
 from .limits import Acquisition as Acquisition
 from .limits import CallLimit as CallLimit
 from .limits import Limit as Limit
@@ -60,23 +47,46 @@ from .task import Executor as Executor
 from .task import TaskWorker as TaskWorker
 from .task import task as task
 
+# ---------------------------------------------------------------------------
+# aioconc's own
+# ---------------------------------------------------------------------------
+
+# isort: split
+from ._carry import carry_context as carry_context
+from ._exceptions import AioconcError as AioconcError
+from ._exceptions import CallTimeoutError as CallTimeoutError
+from ._exceptions import RemoteError as RemoteError
+from ._exceptions import SerializationError as SerializationError
+from ._exceptions import WorkerCrashedError as WorkerCrashedError
+from ._exceptions import WorkerError as WorkerError
+from ._exceptions import WorkerStartError as WorkerStartError
+from ._exceptions import WorkerStoppedError as WorkerStoppedError
+from ._future import CancelledError as CancelledError
+from ._future import Future as Future
+from ._future import TaskRecord as TaskRecord
+from ._future import TaskStatus as TaskStatus
+from ._pool import PoolHandle as PoolHandle
+from ._pool import PoolStatistics as PoolStatistics
+from ._proxy import WorkerHandle as WorkerHandle
+from ._stats import CallStatistics as CallStatistics
+from ._sync_future import SyncFuture as SyncFuture
+from .direct import DirectFunction as DirectFunction
+from .direct import direct as direct
+from .middleware._queue import QueueStatistics as QueueStatistics
+from .task import TaskFunction as TaskFunction
+
 __version__ = "0.1.0"
 
+# Two lists, as the imports above: concurry's names, then aioconc's own.
 __all__ = [
     "ALL_COMPLETED",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
     "Acquisition",
-    "AioconcError",
     "BaseFuture",
     "CallLimit",
-    "CallStatistics",
-    "CallTimeoutError",
-    "CancelledError",
-    "DirectFunction",
     "ExecutionMode",
     "Executor",
-    "Future",
     "Limit",
     "LimitPool",
     "LimitSet",
@@ -87,29 +97,17 @@ __all__ = [
     "RateLimit",
     "RateLimitAlgorithm",
     "RateWindow",
-    "RemoteError",
     "ResourceLimit",
     "RetryAlgorithm",
     "RetryConfig",
     "RetryValidationError",
     "ReturnWhen",
-    "SerializationError",
-    "SyncFuture",
-    "TaskRecord",
-    "TaskStatus",
     "TaskWorker",
     "Timer",
     "TimerError",
     "Worker",
-    "WorkerCrashedError",
-    "WorkerError",
-    "WorkerHandle",
-    "WorkerStartError",
-    "WorkerStoppedError",
     "async_gather",
     "async_wait",
-    "carry_context",
-    "direct",
     "gather",
     "global_config",
     "task",
@@ -117,4 +115,28 @@ __all__ = [
     "wait",
     "worker",
     "wrap_future",
+]
+__all__ += [
+    "AioconcError",
+    "CallStatistics",
+    "CallTimeoutError",
+    "CancelledError",
+    "DirectFunction",
+    "Future",
+    "PoolHandle",
+    "PoolStatistics",
+    "QueueStatistics",
+    "RemoteError",
+    "SerializationError",
+    "SyncFuture",
+    "TaskFunction",
+    "TaskRecord",
+    "TaskStatus",
+    "WorkerCrashedError",
+    "WorkerError",
+    "WorkerHandle",
+    "WorkerStartError",
+    "WorkerStoppedError",
+    "carry_context",
+    "direct",
 ]

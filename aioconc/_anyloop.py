@@ -17,22 +17,23 @@ wait, with anyio's primitives:
   cancelling it (what ``astop`` needs on every loop).
 
 Running a bare coroutine as a task of whichever loop runs is in ``_spawn.py``.
+What these helpers need of a future is :class:`Waitable`, declared here, below
+the future (``_future.py`` uses this module).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 
 from ._runtime import Inbox, inbox_for, running_loop
 
-if TYPE_CHECKING:
-    from ._future import Future
-
 __all__ = [
+    "Waitable",
     "await_elsewhere",
     "current_inbox",
     "in_async_code",
@@ -40,6 +41,20 @@ __all__ = [
 ]
 
 _inbox_var: anyio.lowlevel.RunVar[Inbox] = anyio.lowlevel.RunVar("aioconc_inbox")
+
+
+class Waitable(Protocol):
+    """An :class:`~aioconc.Future`, as far as waiting on it from any loop needs one."""
+
+    def done(self) -> bool: ...
+
+    def cancel(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], Any]) -> None: ...
+
+    def remove_done_callback(self, fn: Callable[[Any], Any]) -> int: ...
+
+    def _outcome(self) -> Any: ...
 
 
 def in_async_code() -> bool:
@@ -92,7 +107,7 @@ class _Wake:
             self.inbox.post(self.event.set)
 
 
-async def await_elsewhere(future: Future[Any]) -> Any:
+async def await_elsewhere(future: Waitable) -> Any:
     """``await future`` under a loop that is not asyncio's (see the module docstring).
 
     Returns the call's value or raises its exception; if the awaiting task is
@@ -110,7 +125,7 @@ async def await_elsewhere(future: Future[Any]) -> Any:
     return future._outcome()
 
 
-async def wait_quietly(future: Future[Any], seconds: float | None) -> bool:
+async def wait_quietly(future: Waitable, seconds: float | None) -> bool:
     """Wait until ``future`` is done or ``seconds`` pass (None: no limit); True when done.
 
     Never cancels ``future``, also when the waiting task is cancelled.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import Any, ClassVar
 
 from ._future import Future
 
@@ -42,6 +42,20 @@ class Call:
         self.future = future
         self.timeout = timeout
         self.context = contextvars.copy_context() if context is None else context
+
+    # While a chain runs a call as an attempt, the attempt is what the outer
+    # call's future waits on (its ``_inner``): the outer call is then exactly
+    # as cancellable as the attempt, and a thread blocked on the outer call
+    # just waits (no ``wait_here``), as it does on any call a chain runs.
+    wait_here: ClassVar[None] = None
+
+    def done(self) -> bool:
+        """Whether this call's future is done."""
+        return self.future.done()
+
+    def cancel(self) -> bool:
+        """Cancel this call's future (see :meth:`Future.cancel`)."""
+        return self.future.cancel()
 
     def attempt(self) -> Call:
         """A copy of this call with a fresh future, for one more attempt."""

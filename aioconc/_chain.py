@@ -2,7 +2,7 @@
 
 The path of one call::
 
-    handle.method(*args)            _proxy.py   Call + Future
+    handle.method(*args)            _handle.py  Call + Future
        │
        ├─ chain is None ─────────► backend.dispatch(call)        the fast path
        │
@@ -29,9 +29,8 @@ from ._future import Future
 from ._runtime import inbox_for, running_loop, task_in_context
 
 if TYPE_CHECKING:
-    from ._backends._base import BackendWorker
     from ._call import Call
-    from ._stats import CallStats
+    from ._stats import CallCounters
 
 __all__ = ["ChainRunner", "Handler", "Stage", "attempt_handler", "build_chain"]
 
@@ -49,8 +48,11 @@ def build_chain(stages: Sequence[Stage], terminal: Handler) -> Handler | None:
     return handler
 
 
-def attempt_handler(worker: BackendWorker, attempts: CallStats | None = None) -> Handler:
-    """The chain's innermost handler: one attempt on ``worker``, with a fresh future.
+def attempt_handler(
+    dispatch: Callable[[Call], None], attempts: CallCounters | None = None
+) -> Handler:
+    """The chain's innermost handler: one attempt, with a fresh future, given to ``dispatch``
+    (a backend worker's).
 
     ``attempts`` counts the attempts handed to the worker (what is in flight).
     """
@@ -61,9 +63,9 @@ def attempt_handler(worker: BackendWorker, attempts: CallStats | None = None) ->
             attempts.submit(one.future)
         outer = call.future
         outer.attempts += 1
-        outer._inner = one.future
+        outer._inner = one  # the outer call is as cancellable as this attempt
         try:
-            worker.dispatch(one)
+            dispatch(one)
             return await one.future
         finally:
             outer._inner = None

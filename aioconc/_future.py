@@ -16,11 +16,9 @@ already finished (``SyncFuture``) is in ``_sync_future.py``.
 
 One module-wide lock guards the state transitions.  Its critical sections are a
 few attribute writes, so sharing it costs less than a lock per future would.
-
-The module is longer than most because the future is one state machine seen
-from three sides (threads, any event loop, asyncio's own future protocol) and
-splitting what touches its state would spread one lock's invariants over
-several files.
+Only the future's own methods read or write its state (one state machine seen
+from threads, any event loop and asyncio's future protocol, under one lock):
+other modules ask it (``_failure()``, ``_copy_to()``, ``_set_result_unshared()``).
 
 Each future also carries the call's task record (``task_id``, ``status``,
 ``priority``, timestamps, ``attempts``, ``worker``); :meth:`Future.record`
@@ -30,21 +28,19 @@ returns it as a pydantic :class:`TaskRecord`.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ._anyloop import await_elsewhere
 from ._exceptions import CancelledError, WaitTimeoutError
-from ._record import TaskRecord, TaskStatus, utc_datetime
-from ._runtime import inbox_for, running_loop
-from ._wakeups import _cancel_aio, _copy_outcome, _LoopBridge, _OnLoop, _Waiter
+from ._record import TaskRecord, TaskStatus, record_of
+from ._runtime import awaiting_task, cancel_count, inbox_for, running_loop
+from ._wakeups import Inner, _cancel_aio, _LoopBridge, _OnLoop, _Waiter, mirror
 
 __all__ = [
     "BaseFuture",
@@ -69,23 +65,6 @@ _CANCELLED = TaskStatus.CANCELLED
 PRIORITY_NORMAL = 2
 _now = time.time
 
-# Task.cancelling() (3.11+) tells whether the task awaiting a call was itself
-# cancelled while it waited (Future.__await__).  3.10 has no such count.
-if sys.version_info >= (3, 11):
-    _awaiting_task = asyncio.current_task
-
-    def _cancels(task: asyncio.Task[Any]) -> int:
-        return task.cancelling()
-
-else:
-
-    def _awaiting_task() -> asyncio.Task[Any] | None:
-        return None
-
-    def _cancels(task: asyncio.Task[Any]) -> int:
-        return 0
-
-
 # Task ids: a random per-process prefix plus a counter.  Unique across processes,
 # and far cheaper than uuid4() on every call; made only when someone asks.
 _ID_PREFIX = os.urandom(6).hex()
@@ -94,22 +73,6 @@ _ids = itertools.count(1)
 _lock = threading.Lock()
 _acquire = _lock.acquire
 _release = _lock.release
-
-
-class _Cancellable(Protocol):
-    """What a future's ``_inner`` is: the attempt or sent call it waits on.
-
-    It may also have ``wait_here(future, deadline)``: called by a thread about
-    to block in ``result()``, it may finish the future in that thread (a
-    process worker's caller reads the result from the socket itself, one
-    thread hop fewer) and returns when it can do no more (``deadline`` on the
-    ``time.monotonic()`` clock passed, or someone else is finishing it); the
-    thread then waits as usual.
-    """
-
-    def done(self) -> bool: ...
-
-    def cancel(self) -> bool: ...
 
 
 class Future(Generic[T]):
@@ -166,9 +129,9 @@ class Future(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None  # _aio's loop, once bound
         # The attempt running on this call's behalf (a middleware chain's inner
         # call): while it runs, this call is exactly as cancellable as it is.
-        self._inner: _Cancellable | None = None
+        self._inner: Inner | None = None
         self._task_id: str | None = None
-        self._stats: Any = None  # the handle's CallStats (_stats.py), counted at the end
+        self._stats: Any = None  # the handle's CallCounters (_stats.py), counted at the end
         self.priority = priority
         self.worker = worker
         self.submitted_at = _now()
@@ -199,19 +162,8 @@ class Future(Generic[T]):
     def record(self) -> TaskRecord:
         """Return the call's task record as it stands now."""
         state = self._state
-        exc = self._exception
-        return TaskRecord(
-            task_id=self.task_id,
-            status=state,
-            priority=self.priority,
-            worker=self.worker,
-            submitted_at=cast(datetime.datetime, utc_datetime(self.submitted_at)),
-            started_at=utc_datetime(self.started_at),
-            completed_at=utc_datetime(self.completed_at),
-            attempts=self.attempts,
-            result=self._result if state is _SUCCESS else None,
-            error=f"{type(exc).__name__}: {exc}" if exc is not None else None,
-        )
+        result = self._result if state is _SUCCESS else None
+        return record_of(self, state, result, self._exception)
 
     # -- the concurrent.futures surface ------------------------------------
 
@@ -277,6 +229,11 @@ class Future(Generic[T]):
             raise CancelledError()
         return self._exception
 
+    def _failure(self) -> BaseException | None:
+        """The exception the call failed with, now: None while it runs, after a
+        success and after a cancellation.  Never waits, never raises."""
+        return self._exception
+
     def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
         """Call ``fn(future)`` once when done; at once if already done.
 
@@ -333,14 +290,7 @@ class Future(Generic[T]):
         Cancelling the returned future cancels this call (as far as
         :meth:`cancel` can).  Raises ``RuntimeError`` outside a running loop.
         """
-        loop = asyncio.get_running_loop()
-        target: asyncio.Future[T] = loop.create_future()
-        if self.done():
-            _copy_outcome(self, target, _cancel_as_error)
-            return target
-        target.add_done_callback(self._on_target_done)
-        self.add_done_callback(_LoopBridge(loop, target, _cancel_as_error))
-        return target
+        return mirror(self, _cancel_as_error)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop of the task running this call.
@@ -372,7 +322,7 @@ class Future(Generic[T]):
         first, or the call's task was cancelled from outside (by the awaiter).
         """
         if waiter is not None:
-            return _cancels(waiter) <= before
+            return cancel_count(waiter) <= before
         return self._cancel_exc is None
 
     def _on_target_done(self, target: asyncio.Future[Any]) -> None:
@@ -397,8 +347,8 @@ class Future(Generic[T]):
                 # the one cancelled (asyncio.timeout and TaskGroup look at its
                 # exact type), aioconc's CancelledError when someone else
                 # cancelled the call.
-                waiter = _awaiting_task()
-                before = 0 if waiter is None else _cancels(waiter)
+                waiter = awaiting_task()
+                before = 0 if waiter is None else cancel_count(waiter)
                 try:
                     yield from aio.__await__()
                 except asyncio.CancelledError as exc:
@@ -429,7 +379,7 @@ class Future(Generic[T]):
                         else:
                             self._callbacks.append(bridge)
                 if not pending:
-                    _copy_outcome(self, target, True)
+                    self._copy_to(target, True)
                 try:
                     yield from target
                 except asyncio.CancelledError:
@@ -490,7 +440,7 @@ class Future(Generic[T]):
         self.completed_at = now = _now()
         callbacks, self._callbacks = self._callbacks, None
         stats = self._stats
-        if stats is not None:  # CallStats.succeeded, inlined
+        if stats is not None:  # CallCounters.finished(self, True), inlined
             next(stats._completed)
             if self.attempts > 1:
                 stats.retried += self.attempts - 1
@@ -498,6 +448,19 @@ class Future(Generic[T]):
         _release()
         if callbacks:
             self._run_callbacks(callbacks)
+
+    def _set_result_unshared(self, value: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Finish on ``loop`` a first attempt no one else holds yet (``start_here``):
+        ``_set_result``'s work with no lock and no callbacks, as nothing can race.
+        asyncio.gather/wait may then take it as one of their own futures."""
+        self._result = value
+        self._state = _SUCCESS
+        self._loop, self._asyncio_future_blocking = loop, False
+        self.completed_at = now = _now()
+        stats = self._stats
+        if stats is not None:
+            next(stats._completed)
+            stats._latencies.append(now - self.submitted_at)
 
     def _set_exception(self, exc: BaseException) -> None:
         """Finish with ``exc`` (ignored when already finished, e.g. cancelled)."""
@@ -568,7 +531,8 @@ class Future(Generic[T]):
                 "use 'await future' instead of future.result()"
             )
         left = timeout
-        wait_here = getattr(self._inner, "wait_here", None)
+        inner = self._inner
+        wait_here = None if inner is None else inner.wait_here
         if wait_here is not None:
             deadline = None if timeout is None else time.monotonic() + timeout
             wait_here(self, deadline)
@@ -591,6 +555,25 @@ class Future(Generic[T]):
                 self._callbacks.remove(waiter)
         if not self.done():
             raise WaitTimeoutError(f"future not done within {timeout} s")
+
+    def _copy_to(self, target: asyncio.Future[Any], cancel_as_error: bool) -> None:
+        """Give this finished call's outcome to ``target`` (nothing if it is done).
+
+        ``cancel_as_error``: for ``await future``, a cancelled call surfaces as
+        aioconc's CancelledError (what ``result()`` raises), not as a
+        cancellation of ``target``.
+        """
+        if target.done():
+            return
+        state = self._state
+        if state is _SUCCESS:
+            target.set_result(self._result)
+        elif state is _FAILURE:
+            target.set_exception(cast(BaseException, self._exception))
+        elif cancel_as_error:
+            target.set_exception(CancelledError())
+        else:
+            target.cancel()
 
     def _outcome(self) -> T:
         state = self._state

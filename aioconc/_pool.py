@@ -2,13 +2,13 @@
 
 ::
 
-    pool.method(*a) ─► BoundMethod ─► Call ─┬─ no stages: _send ─► balancer.pick ─► worker i
-                                            │
-                                            └─ ChainRunner (home loop)
-                                                 queue ─► ... ─► _attempt ─► balancer.pick
-                                                                 (a worker with a free slot)
-    on_demand=True:                          ... ─► _on_demand_attempt: wait for a slot,
-                                                 start a fresh worker, run the call, close it
+    pool.method(*a) ─► MethodCaller ─► Call ─┬─ no stages: _send ─► balancer.pick ─► worker i
+                                             │
+                                             └─ ChainRunner (home loop)
+                                                  queue ─► ... ─► _attempt ─► balancer.pick
+                                                                  (a worker with a free slot)
+    on_demand=True:                           ... ─► _on_demand_attempt: wait for a slot,
+                                                  start a fresh worker, run the call, close it
 
 Workers start concurrently (``backend.start`` returns at once; the pool waits
 for every ``ready`` together).  A worker whose ``closed`` finishes while the
@@ -21,39 +21,35 @@ the whole pool, each on a worker with a free slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
 import os
 import sys
 import threading
-import time
 import weakref
-from collections.abc import Callable, Collection, Generator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from ._anyloop import in_async_code, wait_quietly
 from ._backends import get_backend
 from ._backends._base import WorkerSpec
 from ._balance import make_balancer
-from ._chain import ChainRunner, build_chain
-from ._exceptions import WaitTimeoutError
+from ._chain import Handler, Stage, build_chain
 from ._future import Future
-from ._proxy import BoundMethod, ResolvedOptions, StopHook, run_stop_hooks
-from ._runtime import home_loop, running_loop
-from ._stats import CallStatistics, CallStats
-from .limits import limits_for
-from .middleware import stages_for
+from ._handle import BaseHandle
+from ._runtime import home_loop
+from ._stats import CallCounters, CallStatistics
+from .limits._worker_limits import limits_for
 from .middleware._queue import SubmissionQueue
-from .middleware._timeout import timeout_stage
+from .middleware._stages import stages_for
 
 if TYPE_CHECKING:
     from ._backends._base import Backend, BackendWorker
     from ._call import Call
     from ._options import Options
+    from .middleware._timeout import OnTimeout
 
 __all__ = ["PoolHandle", "PoolStatistics", "start_pool"]
 
@@ -88,8 +84,9 @@ def _all_ready(workers: list[BackendWorker]) -> Future[None]:
         done._set_result(None)
 
     def on_ready(fut: Future[None]) -> None:
-        if fut._exception is not None:
-            done._set_exception(fut._exception)
+        error = fut._failure()
+        if error is not None:
+            done._set_exception(error)
             return
         with lock:
             left[0] -= 1
@@ -102,7 +99,7 @@ def _all_ready(workers: list[BackendWorker]) -> Future[None]:
     return done
 
 
-class PoolHandle(ResolvedOptions):
+class PoolHandle(BaseHandle):
     """A pool of workers with the call surface of one handle.
 
     ``pool.method(*a)`` returns a future (the value with ``blocking=True``);
@@ -112,6 +109,7 @@ class PoolHandle(ResolvedOptions):
     """
 
     _kind = "Worker pool"
+    _noun = "pool"
 
     def __init__(
         self,
@@ -122,21 +120,15 @@ class PoolHandle(ResolvedOptions):
         methods: Collection[str],
         backend: Backend,
     ) -> None:
-        self._cls = cls
-        self._name = f"{cls.__name__}-pool-{next(_pool_ids)}"
-        self._options = options
+        super().__init__(
+            cls, f"{cls.__name__}-pool-{next(_pool_ids)}", options, backend.capabilities
+        )
         self._backend = backend
         self._spec_parts = (cls, args, kwargs)
         # One self.limits for the whole pool: a limit of N means N across its workers.
         self._limits = limits_for(options.limits, options.mode, pool=True)
         self._init_kwargs = kwargs
-        self._stopped = False
-        self._blocking = options.blocking
-        # A backend that resolves argument futures itself (ray) gets them as they are.
-        self._unwrap = options.unwrap_futures and not backend.capabilities.unwraps_futures
-        self._stop_hooks: list[StopHook] = []
         self._on_demand = options.on_demand
-        self._abort = False
         self._lock = threading.Lock()
         self._balancer = make_balancer(options.load_balancing)
         self._replaced = 0
@@ -146,57 +138,53 @@ class PoolHandle(ResolvedOptions):
         self._benched: set[int] = set()
         self._workers: list[BackendWorker] = []
         self._on_demand_live: set[BackendWorker] = set()
-        self._loop = home_loop()
+        # Every chain of the pool runs here, the timeout-only one too.
+        self._loop = self._chain_loop = home_loop()
         size = 0 if self._on_demand else (options.max_workers or 1)
         self._active = [0] * size
         self._total = [0] * size
-        self._stats = CallStats()
-        self._worker_stats = [CallStats() for _ in range(size)]
-        stages = stages_for(options, methods, worker_class=cls.__name__)
-        self._timed: Callable[[Call], None] | None = None
+        self._worker_stats = [CallCounters() for _ in range(size)]
         self._queue: SubmissionQueue | None = None
-        for stage in stages:
-            if isinstance(stage, SubmissionQueue):
-                self._queue = stage
+        stages = stages_for(options, methods, worker_class=cls.__name__)
         if self._on_demand:
-            # On-demand workers live for one call: a per-worker cap means nothing.
-            stages = [s for s in stages if not isinstance(s, SubmissionQueue)]
-            self._queue = None
-            # max_workers=0: no cap where workers are cluster resources (Ray),
-            # else one fewer than this machine's CPUs.
-            unbounded = self._backend.capabilities.scales_out
-            default = sys.maxsize if unbounded else max(1, (os.cpu_count() or 2) - 1)
-            self._slots = asyncio.Semaphore(options.max_workers or default)
-            self._slot_wait = float(config.resolve(options.mode, "pool_on_demand_slot_max_wait"))
-            chain = build_chain(stages, self._on_demand_attempt)
-            runner = ChainRunner(chain or self._on_demand_attempt, self._loop)
-            self._dispatch: Callable[[Call], None] = runner.dispatch
-            self._stop_hooks.append(runner.on_stop)
-            self._timed = None if chain is None else self._dispatch
+            self._dispatch = self._on_demand_dispatch(stages)
         else:
-            if self._queue is not None:
-                self._queue.workers = size
-                self._queue.bind_loop(self._loop)
-                self._stop_hooks.append(self._queue.on_stop)
-            chain = build_chain(stages, self._attempt)
-            if chain is None:
-                self._dispatch = self._send
-            else:
-                runner = ChainRunner(chain, self._loop)
-                self._dispatch = runner.dispatch
-                self._stop_hooks.append(runner.on_stop)  # graceful: every chain finishes
-            self._timed = None if chain is None else self._dispatch
+            self._dispatch = self._fixed_dispatch(stages, size)
             # Started all at once: the pool is ready in about one start-up time.
             self._workers = [self._start_one() for _ in range(size)]
             for index, worker in enumerate(self._workers):
                 self._watch(index, worker)
-        self._ready: Future[None] = _all_ready(list(self._workers))
+        self._ready = _all_ready(list(self._workers))
         self._finalizer = weakref.finalize(self, _close_all, list(self._workers))
 
-    @property
-    def ready(self) -> Future[None]:
-        """Finishes when every worker's ``__init__`` has run (fails with the first error)."""
-        return self._ready
+    def _fixed_dispatch(self, stages: list[Stage], size: int) -> Callable[[Call], None]:
+        """Where calls go in a pool of ``size`` long-lived workers."""
+        for stage in stages:
+            if isinstance(stage, SubmissionQueue):  # pool-wide: N slots per worker
+                self._queue = stage
+                stage.workers = size
+                stage.bind_loop(self._loop)
+                self._stop_hooks.append(stage.on_stop)
+        chain = build_chain(stages, self._attempt)
+        if chain is None:
+            return self._send
+        self._timed = self._run_chains(chain, self._loop)  # it has a timeout stage
+        return self._timed
+
+    def _on_demand_dispatch(self, stages: list[Stage]) -> Callable[[Call], None]:
+        """Where calls go in a pool that starts a worker per call."""
+        # On-demand workers live for one call: a per-worker cap means nothing.
+        stages = [s for s in stages if not isinstance(s, SubmissionQueue)]
+        # max_workers=0: no cap where workers are cluster resources (Ray),
+        # else one fewer than this machine's CPUs.
+        unbounded = self._capabilities.scales_out
+        default = sys.maxsize if unbounded else max(1, (os.cpu_count() or 2) - 1)
+        self._slots = asyncio.Semaphore(self._options.max_workers or default)
+        self._slot_wait = float(config.resolve(self._options.mode, "pool_on_demand_slot_max_wait"))
+        chain = build_chain(stages, self._on_demand_attempt)
+        dispatch = self._run_chains(chain or self._on_demand_attempt, self._loop)
+        self._timed = None if chain is None else dispatch
+        return dispatch
 
     # -- workers -------------------------------------------------------------
 
@@ -226,7 +214,7 @@ class PoolHandle(ResolvedOptions):
         # slot takes no more calls while another slot can.
         if self._stopped or not worker.ready.done():
             return
-        if worker.ready._exception is not None:
+        if worker.ready._failure() is not None:
             with self._lock:
                 if self._workers[index] is worker:
                     self._benched.add(index)
@@ -243,19 +231,16 @@ class PoolHandle(ResolvedOptions):
         for hook in list(self._replace_hooks):
             hook(index)
 
-    # -- dispatch ------------------------------------------------------------
+    def _members(self) -> list[BackendWorker]:
+        return list(self._workers) + list(self._on_demand_live)
 
-    def __getattr__(self, name: str) -> BoundMethod:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        attr = getattr(self._cls, name, _MISSING)
-        if attr is _MISSING:
-            raise AttributeError(f"{self._name} has no method {name!r}")
-        if not callable(attr):
-            raise AttributeError(f"{name!r} of {self._name} is not a method")
-        method = BoundMethod(self, name, self._options.priority)
-        self.__dict__[name] = method
-        return method
+    def _members_home(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def _abandon_start(self, timed_out: bool) -> None:
+        self.stop(0)
+
+    # -- dispatch ------------------------------------------------------------
 
     def _full(self, index: int) -> bool:
         if self._benched and index in self._benched:
@@ -273,7 +258,7 @@ class PoolHandle(ResolvedOptions):
 
     def _finished(self, index: int) -> Callable[[Future[Any]], None]:
         def finished(fut: Future[Any]) -> None:
-            ok = None if fut.cancelled() else fut._exception is None
+            ok = None if fut.cancelled() else fut._failure() is None
             with self._lock:
                 self._active[index] = max(0, self._active[index] - 1)
                 self._worker_stats[index].finished(fut, ok)
@@ -326,22 +311,11 @@ class PoolHandle(ResolvedOptions):
         finally:
             self._slots.release()
 
-    def _timed_dispatch(self) -> Callable[[Call], None]:
-        """Where calls with a per-call timeout go (see ``WorkerHandle._timed_dispatch``)."""
-        timed = self._timed
-        if timed is None:
-            terminal = self._on_demand_attempt if self._on_demand else self._attempt
-            chain = build_chain([timeout_stage(None)], terminal)
-            assert chain is not None  # one stage: never the empty chain
-            timed = self._timed = ChainRunner(chain, self._loop).dispatch
-        return timed
+    def _timeout_only(self) -> tuple[Handler, OnTimeout | None, asyncio.AbstractEventLoop]:
+        terminal = self._on_demand_attempt if self._on_demand else self._attempt
+        return terminal, None, self._loop
 
     # -- statistics ------------------------------------------------------------
-
-    @property
-    def mode(self) -> str:
-        """The execution mode's name."""
-        return self._options.mode.name
 
     @property
     def max_workers(self) -> int | None:
@@ -391,89 +365,13 @@ class PoolHandle(ResolvedOptions):
 
     def __repr__(self) -> str:
         stats = self.statistics()
-        state = "stopped" if stats.stopped else ("ready" if self.ready.done() else "starting")
         size = "on_demand" if self._on_demand else f"workers={stats.workers}"
         return (
             f"<{type(self).__name__} {self._name} mode={self.mode} {size} "
             f"balancer={self._balancer.algorithm} in_flight={stats.in_flight} "
-            f"held={stats.held} completed={stats.completed} failed={stats.failed} {state}>"
+            f"held={stats.held} completed={stats.completed} failed={stats.failed} "
+            f"{self._state()}>"
         )
-
-    # -- lifecycle -------------------------------------------------------------
-
-    def _begin_stop(self, graceful: bool) -> list[Future[None]]:
-        self._stopped = True
-        self._abort = not graceful
-        self._finalizer.detach()
-        return run_stop_hooks(self._stop_hooks, graceful)
-
-    def _close_members(self, graceful: bool) -> list[BackendWorker]:
-        members = list(self._workers) + list(self._on_demand_live)
-        for worker in members:
-            worker.begin_close(graceful)
-        return members
-
-    def stop(self, timeout: float | None = None, *, graceful: bool = False) -> None:
-        """Stop every worker; idempotent.  See ``WorkerHandle.stop``.
-
-        Whatever has not ended ``timeout`` seconds (default ``stop_timeout``)
-        after the stop began is cancelled.
-        """
-        if self._stopped:
-            return
-        wait = self._options.stop_timeout if timeout is None else timeout
-        on_home = running_loop() is self._loop
-        for drained in self._begin_stop(graceful):
-            if not on_home:
-                with contextlib.suppress(TimeoutError):
-                    drained.result(wait)
-        members = self._close_members(graceful)
-        if on_home:
-            if not graceful:
-                for worker in members:
-                    worker.force_close()
-            return
-        for worker in members:
-            try:
-                worker.closed.result(wait)
-            except TimeoutError:
-                worker.force_close()
-                wait = 0.0
-
-    async def astop(self, timeout: float | None = None, *, graceful: bool = True) -> None:
-        """Stop every worker without blocking the loop, draining in-flight calls first."""
-        if self._stopped:
-            return
-        wait = self._options.stop_timeout if timeout is None else timeout
-        for drained in self._begin_stop(graceful):
-            await wait_quietly(drained, wait)  # on any loop (asyncio, uvloop, trio)
-        members = self._close_members(graceful)
-        # The workers close side by side: one deadline for all of them.
-        deadline = None if wait is None else time.monotonic() + wait
-        for worker in members:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not await wait_quietly(worker.closed, left):
-                for member in members:
-                    member.force_close()
-                return
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop(graceful=True)
-
-    async def __aenter__(self) -> Any:
-        await self.ready
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.astop()
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        """``await pool`` waits for every worker's ``__init__`` and returns the pool."""
-        yield from self.ready.__await__()
-        return self
 
 
 def _close_all(workers: list[BackendWorker]) -> None:
@@ -499,20 +397,5 @@ def start_pool(
     """
     pool_cls: type[PoolHandle] = getattr(cls, "_aioconc_pool_class", PoolHandle)
     pool = pool_cls(cls, args, kwargs, options, methods, backend or get_backend(options.mode))
-    ready = pool.ready
-    if not ready.done() and not in_async_code():  # in async code: never block its loop
-        bounded = pool._backend.capabilities.bounds_start  # fails ``ready`` itself
-        timeout = None if bounded else options.extra.get("start_timeout")
-        try:
-            ready.result(timeout)
-        except TimeoutError:
-            pool.stop(0)
-            raise WaitTimeoutError(
-                f"starting pool {pool._name} timed out after {timeout} s"
-            ) from None
-        except BaseException:
-            pass  # raised below
-    if ready.done() and ready._exception is not None:
-        pool.stop(0)
-        raise ready._exception
+    pool._wait_started()
     return pool

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pydantic
 
-__all__ = ["TaskRecord", "TaskStatus", "utc_datetime"]
+__all__ = ["Recorded", "TaskRecord", "TaskStatus", "record_of", "utc_datetime"]
 
 
 class TaskStatus(str, enum.Enum):
@@ -54,3 +54,35 @@ def utc_datetime(value: float | None) -> datetime.datetime | None:
     if value is None:
         return None
     return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+
+
+class Recorded(Protocol):
+    """A :class:`~aioconc.Future`, as far as its record needs one (declared here, below it)."""
+
+    priority: int
+    worker: str | None
+    submitted_at: float
+    started_at: float | None
+    completed_at: float | None
+    attempts: int
+
+    @property
+    def task_id(self) -> str: ...
+
+
+def record_of(
+    future: Recorded, status: TaskStatus, result: Any, error: BaseException | None
+) -> TaskRecord:
+    """``future``'s record now, given its ``status`` and its outcome so far."""
+    return TaskRecord(
+        task_id=future.task_id,
+        status=status,
+        priority=future.priority,
+        worker=future.worker,
+        submitted_at=cast(datetime.datetime, utc_datetime(future.submitted_at)),
+        started_at=utc_datetime(future.started_at),
+        completed_at=utc_datetime(future.completed_at),
+        attempts=future.attempts,
+        result=result,
+        error=f"{type(error).__name__}: {error}" if error is not None else None,
+    )

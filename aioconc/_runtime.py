@@ -38,7 +38,9 @@ from ._exceptions import WaitTimeoutError
 
 __all__ = [
     "Inbox",
+    "awaiting_task",
     "background_loop",
+    "cancel_count",
     "force_sync",
     "home_loop",
     "inbox_for",
@@ -275,6 +277,25 @@ def task_in_context(
 running_loop: Callable[[], asyncio.AbstractEventLoop | None] = _private_asyncio.running_loop
 """The loop running in this thread, or None (cheap where asyncio's own C function
 can be used: no exception on the miss and no Python frame on every call's path)."""
+
+# Task.cancelling() (3.11+) tells whether the task awaiting a call was itself
+# cancelled while it waited (Future.__await__).  3.10 has no such count.
+if sys.version_info >= (3, 11):
+    awaiting_task = asyncio.current_task
+
+    def cancel_count(task: asyncio.Task[Any]) -> int:
+        """How many cancellations of ``task`` are pending (``Task.cancelling()``)."""
+        return task.cancelling()
+
+else:  # pragma: no cover - 3.10 only
+
+    def awaiting_task() -> asyncio.Task[Any] | None:
+        """None: without ``Task.cancelling()`` the awaiting task cannot tell."""
+        return None
+
+    def cancel_count(task: asyncio.Task[Any]) -> int:
+        """0: 3.10 keeps no count."""
+        return 0
 
 
 def run_on(

@@ -1,6 +1,6 @@
 """Per-handle call statistics: counts by outcome and latency percentiles.
 
-A handle (or pool) owns one :class:`CallStats`.  Each call's future points at
+A handle (or pool) owns one :class:`CallCounters`.  Each call's future points at
 it; the future counts itself when it finishes, under the futures' own lock (so
 counting costs no lock of its own and no done-callback).  Latency is from
 submission to completion, kept for the most recent ``WINDOW`` calls.
@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CallStatistics", "CallStats"]
+__all__ = ["CallCounters", "CallStatistics"]
 
 WINDOW = 2048
 
@@ -46,7 +46,7 @@ class CallStatistics:
         return self.completed + self.failed + self.cancelled
 
 
-class CallStats:
+class CallCounters:
     """The live counters behind :class:`CallStatistics` (one per handle)."""
 
     __slots__ = ("_completed", "_latencies", "_submitted", "cancelled", "failed", "retried")

@@ -84,7 +84,7 @@ def _replace(value: Any, found: dict[int, Future[Any]]) -> Any:
     if type(value) in _PLAIN:
         return value
     if _is_future(value):
-        return found[id(value)]._result
+        return found[id(value)].result()  # done: every input succeeded
     if isinstance(value, dict):
         if not any(_holds_future(v) for v in value.values()):
             return value
@@ -138,8 +138,9 @@ def _release(
         if fut.cancelled():
             call.future._set_cancelled()
             return
-        if fut._exception is not None:
-            call.future._set_exception(fut._exception)
+        error = fut._failure()
+        if error is not None:
+            call.future._set_exception(error)
             return
     call.args = tuple(_replace(v, found) for v in call.args)
     call.kwargs = {k: _replace(v, found) for k, v in call.kwargs.items()}

@@ -136,7 +136,7 @@ def _needs_this_thread(item: Any) -> bool:
     if loop is None:
         return False
     if isinstance(item, Future):
-        return item._aio is not None and item._aio.get_loop() is loop and not item.done()
+        return item._home is loop and not item.done()
     return asyncio.isfuture(item) and item.get_loop() is loop
 
 

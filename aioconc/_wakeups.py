@@ -11,6 +11,10 @@ these are the done-callbacks that carry the news on from there:
   of completions costs one wake-up.
 
 Each carries ``threadsafe = True``: the future calls it in the finishing thread.
+A future's state is the future's own business: the bridge asks it to copy its
+outcome (:class:`Finished` is what it needs of one, declared here, below the
+future).  :class:`Inner` is what a future waits on while another call runs on
+its behalf; its ``wait_here`` lets a blocked thread finish the future itself.
 """
 
 from __future__ import annotations
@@ -18,19 +22,58 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol
 
-from ._exceptions import CancelledError
-from ._record import TaskStatus
 from ._runtime import inbox_for, running_loop
 
-if TYPE_CHECKING:
-    from ._future import Future
+__all__ = [
+    "Finished",
+    "Inner",
+    "Mirrored",
+    "WaitHere",
+    "_LoopBridge",
+    "_OnLoop",
+    "_Waiter",
+    "_cancel_aio",
+    "mirror",
+]
 
-__all__ = ["_LoopBridge", "_OnLoop", "_Waiter", "_cancel_aio", "_copy_outcome"]
+WaitHere = Callable[[Any, "float | None"], None]
 
-_SUCCESS = TaskStatus.SUCCESS
-_FAILURE = TaskStatus.FAILURE
+
+class Finished(Protocol):
+    """A finished :class:`~aioconc.Future`, as far as a bridge needs one."""
+
+    def _copy_to(self, target: asyncio.Future[Any], cancel_as_error: bool) -> None: ...
+
+
+class Mirrored(Finished, Protocol):
+    """A :class:`~aioconc.Future`, as far as mirroring it into an ``asyncio.Future`` needs."""
+
+    def done(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], Any]) -> None: ...
+
+    def _on_target_done(self, target: asyncio.Future[Any]) -> None: ...
+
+
+class Inner(Protocol):
+    """What a future's ``_inner`` is: the attempt, sent call or task it waits on.
+
+    ``wait_here(future, deadline)``, when not None, is called by a thread about
+    to block in ``result()``: it may finish the future in that thread (a
+    process worker's caller reads the result from the socket itself, one
+    thread hop fewer) and returns when it can do no more (``deadline`` on the
+    ``time.monotonic()`` clock passed, or someone else is finishing it); the
+    thread then waits as usual.  None: the thread just waits.
+    """
+
+    def done(self) -> bool: ...
+
+    def cancel(self) -> bool: ...
+
+    @property
+    def wait_here(self) -> WaitHere | None: ...
 
 
 class _OnLoop:
@@ -43,7 +86,7 @@ class _OnLoop:
         self.loop = loop
         self.fn = fn
 
-    def __call__(self, future: Future[Any]) -> None:
+    def __call__(self, future: Any) -> None:
         if running_loop() is self.loop:
             self.fn(future)
         elif not self.loop.is_closed():
@@ -78,11 +121,11 @@ class _LoopBridge:
         self.target = target
         self.cancel_as_error = cancel_as_error
 
-    def __call__(self, future: Future[Any]) -> None:
+    def __call__(self, future: Finished) -> None:
         if running_loop() is self.loop:
-            _copy_outcome(future, self.target, self.cancel_as_error)
+            future._copy_to(self.target, self.cancel_as_error)
         else:
-            self.inbox.post(_copy_outcome, future, self.target, self.cancel_as_error)
+            self.inbox.post(future._copy_to, self.target, self.cancel_as_error)
 
 
 def _cancel_aio(aio: asyncio.Future[Any]) -> None:
@@ -95,20 +138,17 @@ def _cancel_aio(aio: asyncio.Future[Any]) -> None:
         inbox_for(loop).post(aio.cancel)
 
 
-def _copy_outcome(
-    source: Future[Any], target: asyncio.Future[Any], cancel_as_error: bool = False
-) -> None:
-    # cancel_as_error: for ``await future``, a cancelled call surfaces as our
-    # CancelledError (the same exception result() raises), not as a
-    # cancellation of the bridge future.
-    if target.done():
-        return
-    state = source._state
-    if state is _SUCCESS:
-        target.set_result(source._result)
-    elif state is _FAILURE:
-        target.set_exception(cast(BaseException, source._exception))
-    elif cancel_as_error:
-        target.set_exception(CancelledError())
-    else:
-        target.cancel()
+def mirror(future: Mirrored, cancel_as_error: bool) -> asyncio.Future[Any]:
+    """An ``asyncio.Future`` on the running loop that gets ``future``'s outcome.
+
+    Cancelling it cancels ``future`` (``_on_target_done``); see
+    ``Future.as_asyncio_future``.  Raises ``RuntimeError`` outside a running loop.
+    """
+    loop = asyncio.get_running_loop()
+    target: asyncio.Future[Any] = loop.create_future()
+    if future.done():
+        future._copy_to(target, cancel_as_error)
+        return target
+    target.add_done_callback(future._on_target_done)
+    future.add_done_callback(_LoopBridge(loop, target, cancel_as_error))
+    return target

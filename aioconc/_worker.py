@@ -18,17 +18,15 @@ import warnings
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar, overload
 
-from ._anyloop import in_async_code
 from ._backends import OPTION_NAMES, get_backend
 from ._backends._base import WorkerSpec, is_constructing
 from ._chain import attempt_handler, build_chain
-from ._exceptions import WaitTimeoutError
 from ._options import Options, resolve_options, validate_options
 from ._proxy import WorkerHandle, worker_name
-from ._stats import CallStats
-from .limits import limits_for
-from .middleware import stages_for
+from ._stats import CallCounters
+from .limits._worker_limits import limits_for
 from .middleware._queue import SubmissionQueue
+from .middleware._stages import stages_for
 
 __all__ = ["Worker", "WorkerBuilder", "start_worker", "worker"]
 
@@ -117,20 +115,19 @@ def start_worker(
     limits = limits_for(options.limits, options.mode, pool=False)
     spec = WorkerSpec(cls, args, kwargs, name, options, dict(options.extra), limits)
     backend_worker = backend.start(spec)
-    on_timeout = getattr(backend_worker, "on_timeout", None)
     try:
         stages = stages_for(
             options,
             methods,
             worker_class=cls.__name__,
-            on_timeout=on_timeout,
+            on_timeout=backend_worker.on_timeout,
             native_queue=backend.capabilities.queues_natively,
         )
     except BaseException:  # invalid retry options: leave no worker running
         backend_worker.force_close()
         raise
-    attempts = CallStats()
-    chain = build_chain(stages, attempt_handler(backend_worker, attempts))
+    attempts = CallCounters()
+    chain = build_chain(stages, attempt_handler(backend_worker.dispatch, attempts))
     # A worker class may bring its own handle type (TaskWorker: submit/map).
     handle_cls: type[WorkerHandle] = getattr(cls, "_aioconc_handle_class", WorkerHandle)
     handle = handle_cls(cls, name, options, backend_worker, chain)
@@ -141,22 +138,7 @@ def start_worker(
         if isinstance(stage, SubmissionQueue) and handle._chain_loop is not None:
             stage.bind_loop(handle._chain_loop)
             handle._stop_hooks.append(stage.on_stop)
-    ready = backend_worker.ready
-    if not ready.done() and not in_async_code():  # in async code: never block its loop
-        # A backend that bounds its start fails ``ready`` with its own, better error.
-        bounded = backend.capabilities.bounds_start
-        timeout = None if bounded else options.extra.get("start_timeout")
-        try:
-            ready.result(timeout)
-        except TimeoutError:
-            backend_worker.force_close()
-            raise WaitTimeoutError(f"starting worker {name} timed out after {timeout} s") from None
-        except BaseException:
-            pass  # raised below, the same way as an already failed start
-    if ready.done() and ready._exception is not None:
-        handle._stopped = True
-        handle._finalizer.detach()
-        raise ready._exception
+    handle._wait_started()  # outside async code; never blocks a running loop
     return handle
 
 

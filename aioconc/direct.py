@@ -176,8 +176,7 @@ class DirectFunction(Generic[P, R]):
         # forced by AIOCONC_FORCE_SYNC) would run a coroutine to completion on
         # another loop: awaiting it here keeps it on the caller's loop and
         # thread, with a plain traceback.
-        worker = getattr(self.handle, "_worker", None)
-        return worker is not None and worker.capabilities.blocking_dispatch
+        return bool(self.handle._capabilities.blocking_dispatch)
 
     def _parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         assert self._parallel is not None

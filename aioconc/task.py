@@ -22,14 +22,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from ._anyloop import wait_quietly
-from ._call import Call
 from ._enums import ExecutionMode
-from ._exceptions import WaitTimeoutError, WorkerStoppedError
+from ._exceptions import WaitTimeoutError
 from ._future import Future
+from ._handle import BaseHandle
 from ._options import _NO_POOL_MODES, parse_priority, validate_options
 from ._pool import PoolHandle
-from ._proxy import WorkerHandle, stopped_message
-from ._unwrap import defer, needs_unwrap
+from ._proxy import WorkerHandle
 from ._worker import Worker
 from .config import resolve
 from .progress import ProgressBar, make_progress
@@ -107,35 +106,26 @@ class TaskWorker(Worker):
 
 
 def _send(
-    handle: Any,
+    handle: BaseHandle,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     priority: int,
 ) -> Future[Any]:
-    """Submit ``fn(*args, **kwargs)`` through ``handle`` and return the future."""
-    if handle._stopped:
-        raise WorkerStoppedError(stopped_message(handle))
+    """Submit ``fn(*args, **kwargs)`` through ``handle`` and return the future.
+
+    Raises ``WorkerStoppedError`` after ``stop()``.
+    """
     is_async = inspect.iscoroutinefunction(fn)
-    fut: Future[Any] = handle._new_future(priority, handle._name)
-    handle._stats.submit(fut)
-    if fn is handle._init_kwargs.get("fn"):
-        call = Call("acall_bound" if is_async else "call_bound", args, kwargs, fut, None)
-    else:
-        call = Call("asubmit" if is_async else "submit", (fn, *args), kwargs, fut, None)
-    if handle._unwrap and needs_unwrap(call.args, kwargs):
-        defer(call, handle._dispatch)
-    else:
-        handle._dispatch(call)
-    return fut
+    if fn is handle._init_kwargs.get("fn"):  # it crossed once, at init: not sent again
+        caller = handle._submitter("acall_bound" if is_async else "call_bound", priority)
+        return cast("Future[Any]", caller(*args, **kwargs))
+    caller = handle._submitter("asubmit" if is_async else "submit", priority)
+    return cast("Future[Any]", caller(fn, *args, **kwargs))
 
 
-class TaskMixin:
+class TaskMixin(BaseHandle):
     """``submit``, ``__call__`` and ``map`` for TaskWorker handles and pools."""
-
-    _init_kwargs: dict[str, Any]
-    _blocking: bool
-    _options: Any
 
     def _resolve_fn(self, fn: Any, args: tuple[Any, ...], what: str) -> tuple[Any, tuple[Any, ...]]:
         bound = self._init_kwargs.get("fn")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 from typing import Any
 
@@ -71,6 +72,36 @@ def test_all_matches_exports() -> None:
     assert set(aioconc.__all__) == exported
     for name in aioconc.__all__:
         assert getattr(aioconc, name) is not None
+
+
+def test_the_types_public_calls_return_are_exported() -> None:
+    from aioconc._pool import PoolHandle, PoolStatistics
+    from aioconc.middleware._queue import QueueStatistics
+    from aioconc.task import TaskFunction
+
+    for cls in (PoolHandle, PoolStatistics, QueueStatistics, TaskFunction, WorkerHandle):
+        assert getattr(aioconc, cls.__name__) is cls
+        assert cls.__name__ in aioconc.__all__
+
+
+@pytest.mark.parametrize(
+    ("package", "public", "kept"),
+    [
+        (
+            "aioconc.limits",
+            {"Acquisition", "CallLimit", "Limit", "LimitPool", "LimitSet"}
+            | {"LimitSetAcquisition", "RateLimit", "ResourceLimit"},
+            {"LimitBackend", "LocalLimitEngine", "limits_for"},
+        ),
+        ("aioconc.middleware", set(), {"stages_for"}),
+    ],
+)
+def test_subpackages_show_only_public_names(package: str, public: set[str], kept: set[str]) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == public
+    assert {name for name in dir(module) if not name.startswith("_")} == public
+    for name in kept:  # importable as before, out of __all__ and dir()
+        assert getattr(module, name) is not None
 
 
 def test_mode_members_and_strings_are_interchangeable(worker_mode: str) -> None:

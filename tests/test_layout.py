@@ -1,11 +1,13 @@
 """House rules of the package's layout, checked so that they stay true.
 
-Modules import each other without circles (a circle makes import order matter
-and hides which module owns what), no module outgrows a reader, and merge
-leftovers are not committed.  The layers import one way (front end ->
-middleware -> backends -> runtime): no backend imports the middleware, and the
-child side of process mode, which worker processes load by path, imports
-nothing of aioconc beyond itself and the codec.
+Modules import each other without circles, not even through an import deferred
+into a function or one made only for type checking (a circle makes import order
+matter and hides which module owns what); the layers import one way (front end
+-> middleware -> backends -> runtime): no backend imports the middleware, and
+the child side of process mode, which worker processes load by path, imports
+nothing of aioconc beyond itself and the codec; the front end reads a backend's
+hooks as declared members, never by probing for them; no module outgrows a
+reader; and merge leftovers are not committed.
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ MIDDLEWARE = ("aioconc.middleware", "aioconc._chain")
 MAX_BACKEND_MODULES = 10
 
 
-def _imports(name: str, path: Path, *, lazy: bool) -> set[str]:
-    """The package modules ``name`` imports when it is imported (``lazy``: or when
-    its functions run); imports under ``if TYPE_CHECKING`` never run."""
+def _imports_of_source(
+    name: str, path: Path, source: str, *, lazy: bool = True, typing: bool = False
+) -> set[str]:
+    """What :func:`_imports` finds in ``source``, the text of module ``name`` at ``path``."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(nodes: list[ast.stmt]) -> None:
         for node in nodes:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                if typing:
+                    visit(node.body)
                 visit(node.orelse)
                 continue
             if isinstance(node, ast.ImportFrom):
@@ -64,9 +69,16 @@ def _imports(name: str, path: Path, *, lazy: bool) -> set[str]:
                 if isinstance(children, list) and children and isinstance(children[0], ast.AST):
                     visit(children)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    visit(ast.parse(source).body)
     found.discard(name)
     return found
+
+
+def _imports(name: str, path: Path, *, lazy: bool, typing: bool = False) -> set[str]:
+    """The package modules ``name`` imports when it is imported (``lazy``: or when
+    its functions run; ``typing``: or for the type checker, under ``if TYPE_CHECKING``)."""
+    source = path.read_text(encoding="utf-8")
+    return _imports_of_source(name, path, source, lazy=lazy, typing=typing)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -109,14 +121,66 @@ def test_the_modules_import_each_other_without_circles() -> None:
     assert _cycles(graph) == []
 
 
-def test_the_core_defers_no_import_to_break_a_circle() -> None:
-    # Lazy imports that exist to load something heavy on demand are fine; the
-    # ones that close a circle are not.  The limits package defines its limit
-    # types and the set that combines them in separate modules that refer to
-    # each other at call time; that group is the one allowed.
-    graph = {name: _imports(name, path, lazy=True) for name, path in MODULES.items()}
-    groups = [g for g in _cycles(graph) if not all(m.startswith("aioconc.limits.") for m in g)]
-    assert groups == []
+def test_no_deferred_or_type_only_import_closes_a_circle() -> None:
+    # Lazy imports that exist to load something heavy on demand are fine, and
+    # so are imports for annotations; the ones that close a circle are not: a
+    # lower module that needs to name a higher one's type declares a Protocol
+    # of what it uses (``_wakeups.Finished``, ``_anyloop.Waitable``).
+    graph = {name: _imports(name, path, lazy=True, typing=True) for name, path in MODULES.items()}
+    assert _cycles(graph) == []
+
+
+def test_type_only_imports_are_followed() -> None:
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import _future\n"
+    path = PACKAGE / "_probe.py"
+    found = {
+        typing: _imports_of_source("aioconc._probe", path, source, typing=typing)
+        for typing in (False, True)
+    }
+    assert found == {False: set(), True: {"aioconc._future"}}
+
+
+# The backend hooks the front end uses.  BackendWorker, LimitBackend and a
+# future's Inner declare them (with defaults in WorkerBase): outside the
+# backends, code reads them as attributes, so that mypy checks every use and a
+# backend that lacks one fails loudly instead of being silently skipped.
+HOOKS = frozenset(
+    {"start_here", "on_timeout", "held_calls", "waiting", "wait_here", "_timed_dispatch"}
+)
+BACKENDS = PACKAGE / "_backends"
+
+
+def _hook_probes(tree: ast.AST) -> list[str]:
+    """The ``getattr(x, "<hook>", ...)`` and ``hasattr(x, "<hook>")`` calls in ``tree``."""
+    probes = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in HOOKS
+        ):
+            probes.append(f"{node.lineno}: {ast.unparse(node)}")
+    return probes
+
+
+def test_the_front_end_never_probes_for_a_backend_hook() -> None:
+    probes = {
+        name: found
+        for name, path in MODULES.items()
+        if BACKENDS not in path.parents
+        and (found := _hook_probes(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert probes == {}, "declare the hook in _backends/_base.py and read it as an attribute"
+
+
+def test_the_probe_check_finds_a_probe() -> None:
+    tree = ast.parse(
+        "getattr(worker, 'held_calls', 0)\nhasattr(fut._inner, 'wait_here')\nx.waiting"
+    )
+    assert len(_hook_probes(tree)) == 2  # reading the attribute is no probe
 
 
 def test_the_check_finds_a_circle() -> None:

@@ -29,8 +29,8 @@ from aioconc.limits._algorithms import (
     SlidingWindowState,
     TokenBucketState,
     UnboundedState,
-    make_state,
 )
+from aioconc.limits._definitions import make_state
 
 T = TypeVar("T")
 

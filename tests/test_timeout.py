@@ -262,6 +262,17 @@ def test_a_running_thread_call_is_dropped_and_the_worker_keeps_serving(
         assert fut.exception(30).__class__ is CallTimeoutError  # the late result was dropped
 
 
+def test_a_graceful_stop_lets_the_calls_with_a_per_call_timeout_through(worker_mode: str) -> None:
+    # A worker with no chain sends them through a timeout-only chain made on
+    # first use: a graceful stop waits until each has gone through it, so none
+    # reaches the worker after it closed.
+    handle = Sleepy.options(mode=worker_mode).init()
+    ping = handle.ping.options(timeout=3600)
+    futures = [ping() for _ in range(50)]
+    handle.stop(graceful=True)
+    assert [fut.result(30) for fut in futures] == ["pong"] * 50
+
+
 def test_sync_mode_call_past_its_deadline_times_out() -> None:
     with Sleepy.options(mode="sync", timeout=0.01).init() as handle:
         with pytest.raises(CallTimeoutError):

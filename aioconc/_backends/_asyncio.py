@@ -27,7 +27,7 @@ from .._call import Call
 from .._future import Future
 from .._retrying import unwrapped_method
 from .._runtime import home_loop, inbox_for, running_loop
-from ._base import Capabilities, ClassBackend, WorkerSpec, construct, internal_retries
+from ._base import Capabilities, ClassBackend, WorkerBase, WorkerSpec, construct, internal_retries
 from ._eager import EagerStarter
 from ._thread import SerialThread
 
@@ -41,7 +41,7 @@ log = logging.getLogger("aioconc")
 # ---------------------------------------------------------------------------
 
 
-class AsyncioWorker:
+class AsyncioWorker(WorkerBase):
     """A worker whose instance lives on its home loop."""
 
     capabilities = Capabilities(interruptible=True)
@@ -59,7 +59,7 @@ class AsyncioWorker:
         self._tasks: dict[Future[Any], asyncio.Task[None]] = {}
         self._methods: dict[str, tuple[Any, bool]] = {}
         self._eager = EagerStarter(self._loop, self._ended, self._tasks)
-        # A fresh call made on the home loop starts through here (see _proxy.py),
+        # A fresh call made on the home loop starts through here (see _handle.py),
         # unless first steps cannot run inline: then every call goes by dispatch.
         if self._eager.inline:
             self.start_here = self._eager.start_here
@@ -135,8 +135,8 @@ class AsyncioWorker:
 
     def _run_first(self, call: Call) -> None:
         fut = call.future
-        if self.ready._exception is not None:
-            fut._set_exception(self.ready._exception)
+        if (failed := self.ready._failure()) is not None:
+            fut._set_exception(failed)
             return
         if self._abort or self.closed.done():
             fut._set_cancelled()

@@ -19,8 +19,20 @@ A :class:`BackendWorker` runs single attempts:
 * ``force_close()`` — after the stop timeout: end whatever is still pending
   (cancel it, terminate what can be terminated), never block.
 
-Differences between modes are capabilities or methods here, never an
-``if mode ==`` elsewhere.
+and has three hooks that a backend may not care about; :class:`WorkerBase`,
+which every backend worker inherits, gives their defaults:
+
+* ``start_here`` — a :data:`StartHere` that runs a call made where the worker
+  lives at once (asyncio mode's eager start), or None (the default: every call
+  goes by ``dispatch``);
+* ``on_timeout(call)`` — told by the timeout stage that it gave up on ``call``
+  (process mode may kill the child), or None (the default: the call is dropped);
+* ``held_calls`` — how many calls the worker holds back itself for
+  ``max_queued_tasks`` (``queues_natively``); 0 by default.
+
+The front end reads each hook once per handle, never per call.  Differences
+between modes are capabilities or methods here, never an ``if mode ==``
+elsewhere.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,6 +57,8 @@ __all__ = [
     "BackendWorker",
     "Capabilities",
     "ClassBackend",
+    "StartHere",
+    "WorkerBase",
     "WorkerSpec",
     "construct",
     "run_coroutine_here",
@@ -77,6 +92,11 @@ class WorkerSpec:
     limits: Any = None  # what ``self.limits`` is in the worker (a LimitSet or LimitPool)
 
 
+StartHere = Callable[[str, tuple[Any, ...], dict[str, Any], Future[Any]], bool]
+"""A worker's ``start_here(method, args, kwargs, future)``: runs the call at once
+when it is made where the worker lives (True); False leaves it to ``dispatch``."""
+
+
 class BackendWorker(Protocol):
     """One running worker of some backend (see the module docstring)."""
 
@@ -92,6 +112,29 @@ class BackendWorker(Protocol):
 
     @property
     def home(self) -> asyncio.AbstractEventLoop | None: ...
+
+    @property
+    def start_here(self) -> StartHere | None: ...
+
+    @property
+    def on_timeout(self) -> Callable[[Call], None] | None: ...
+
+    @property
+    def held_calls(self) -> int: ...
+
+
+class WorkerBase:
+    """The defaults of :class:`BackendWorker`'s hooks, for a backend that has no use for them."""
+
+    # None: no path for calls made where the worker lives; all go by dispatch().
+    start_here: StartHere | None = None
+    # None: a call the timeout stage gave up on is only dropped.
+    on_timeout: Callable[[Call], None] | None = None
+
+    @property
+    def held_calls(self) -> int:
+        """Calls the worker holds back itself (``queues_natively``): none."""
+        return 0
 
 
 class Backend(Protocol):

@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from .. import _private_asyncio
-from .._future import _STARTED, _SUCCESS, Future, _now
+from .._future import _STARTED, Future
 from .._runtime import running_loop, task_in_context
 
 __all__ = ["EagerStarter"]
@@ -296,18 +296,7 @@ class EagerStarter:
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration as stop:
-            # Future._set_result's work with no lock and no callbacks to run: no
-            # one else holds the future yet, and the counters count atomically.
-            fut._result = stop.value
-            fut._state = _SUCCESS
-            # Finished on this loop: asyncio.gather/wait may take it as one of
-            # their own futures (no wrapping task each), as they do while bound.
-            fut._loop, fut._asyncio_future_blocking = loop, False
-            fut.completed_at = now = _now()
-            stats = fut._stats
-            if stats is not None:
-                next(stats._completed)
-                stats._latencies.append(now - fut.submitted_at)
+            fut._set_result_unshared(stop.value, loop)  # no one else holds it yet
             return True
         except asyncio.CancelledError:
             fut._set_cancelled()

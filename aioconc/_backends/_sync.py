@@ -21,6 +21,7 @@ from .._retrying import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,
+    WorkerBase,
     WorkerSpec,
     construct,
     internal_retries,
@@ -37,7 +38,7 @@ log = logging.getLogger("aioconc")
 # ---------------------------------------------------------------------------
 
 
-class SyncWorker:
+class SyncWorker(WorkerBase):
     """A worker whose calls run inline in the calling thread."""
 
     capabilities = Capabilities(blocking_dispatch=True)
@@ -83,8 +84,8 @@ class SyncWorker:
 
     def _lookup(self, call: Call) -> Any:
         fut = call.future
-        if self.ready._exception is not None:
-            fut._set_exception(self.ready._exception)
+        if (failed := self.ready._failure()) is not None:
+            fut._set_exception(failed)
             return None
         try:
             method = unwrapped_method(self._instance, call.method)

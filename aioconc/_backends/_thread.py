@@ -28,6 +28,7 @@ from .._retrying import unwrapped_method
 from ._base import (
     Capabilities,
     ClassBackend,
+    WorkerBase,
     WorkerSpec,
     close_private_loop,
     construct,
@@ -181,7 +182,7 @@ class SerialThread:
 # ---------------------------------------------------------------------------
 
 
-class ThreadWorker(SerialThread):
+class ThreadWorker(SerialThread, WorkerBase):
     """A worker whose instance lives on its own thread."""
 
     capabilities = Capabilities(shares_memory=True)

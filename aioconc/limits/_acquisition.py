@@ -1,16 +1,9 @@
-"""Acquisitions: what ``LimitSet.acquire`` returns, and how usage is settled.
+"""The parts of an acquisition: one ``Acquisition`` per limit, and ``AsyncAcquire``.
 
-``LimitSetAcquisition`` holds one ``Acquisition`` per key taken.  Use it as a
-context manager (``with`` or ``async with``); leaving the block releases it:
-
-* ResourceLimits are returned;
-* RateLimits refund ``requested - used`` where the algorithm allows (TokenBucket,
-  GCRA) -- ``used`` comes from ``update(usage={...})``;
-* a RateLimit (or a CallLimit requested more than once) that was not updated
-  makes a clean exit raise ``RuntimeError`` naming the keys -- after everything
-  is released, so nothing leaks;
-* leaving by an exception releases everything (charging the full request where
-  no usage was reported) and lets that exception through untouched.
+What ``LimitSet.acquire`` returns, a ``LimitSetAcquisition`` holding one
+``Acquisition`` per key taken, is in ``_limit_set.py`` beside the set it gives
+back to.  ``AsyncAcquire`` is what ``async_acquire`` returns before it is
+awaited or entered.
 """
 
 from __future__ import annotations
@@ -18,14 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._definitions import CallLimit, Limit, ResourceLimit
 
-if TYPE_CHECKING:
-    from ._limit_set import LimitSet
-
-__all__ = ["Acquisition", "AsyncAcquire", "LimitSetAcquisition"]
+__all__ = ["Acquisition", "AsyncAcquire"]
 
 logger = logging.getLogger("aioconc.limits")
 
@@ -91,111 +81,21 @@ class Acquisition:
         )
 
 
-class LimitSetAcquisition:
-    """An all-or-nothing acquisition of several limits of one ``LimitSet``.
-
-    Attributes: ``limit_set``, ``acquisitions`` (key -> ``Acquisition``),
-    ``successful`` (False only from ``try_acquire``), ``config`` (a copy of the
-    set's ``config``).
-    """
-
-    __slots__ = ("_released", "_warned", "acquisitions", "config", "limit_set", "successful")
-
-    def __init__(
-        self,
-        limit_set: LimitSet,
-        acquisitions: dict[str, Acquisition],
-        successful: bool = True,
-        config: dict[str, Any] | None = None,
-    ) -> None:
-        self.limit_set = limit_set
-        self.acquisitions = acquisitions
-        self.successful = successful
-        self.config = dict(config) if config else {}
-        self._warned: set[str] = set()
-        self._released = False
-
-    def update(self, usage: dict[str, float]) -> None:
-        """Record the units really used, per key.
-
-        Unknown keys are ignored with a logged warning (once per key).  Raises
-        ``ValueError`` for invalid usage, ``RuntimeError`` after release.
-        """
-        if self._released:
-            raise RuntimeError("Cannot update an already released acquisition")
-        for key, used in usage.items():
-            acquisition = self.acquisitions.get(key)
-            if acquisition is None:
-                if key not in self._warned:
-                    self._warned.add(key)
-                    logger.warning(
-                        "Cannot update limit %r: not acquired in this LimitSet; ignored. "
-                        "Available keys: %s",
-                        key,
-                        sorted(self.acquisitions),
-                    )
-                continue
-            acquisition.update(used)
-
-    def release(self) -> None:
-        """Release everything; then raise ``RuntimeError`` if usage was not reported.
-
-        A second call does nothing.
-        """
-        missing = self._release()
-        if missing:
-            raise RuntimeError(
-                f"Not all limits in the LimitSet were updated. Missing: {missing}: "
-                "RateLimits (and CallLimits requested more than once) need "
-                "update(usage=...) with the real usage before release"
-            )
-
-    def _release(self) -> list[str]:
-        """Give everything back; return the keys whose usage was required but missing."""
-        if self._released:
-            return []
-        self._released = True
-        if not self.successful:
-            return []
-        for acquisition in self.acquisitions.values():
-            acquisition._released = True
-        self.limit_set._release(self)
-        return sorted(
-            key for key, acq in self.acquisitions.items() if acq.needs_update and acq.used is None
-        )
-
-    def __enter__(self) -> LimitSetAcquisition:
-        return self
+class _Exits(Protocol):
+    """What ``AsyncAcquire`` yields: an acquisition that leaving the block releases."""
 
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.release()
-        else:
-            self._release()  # the body's exception is the one the caller must see
-
-    async def __aenter__(self) -> LimitSetAcquisition:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
-    def __repr__(self) -> str:
-        state = "released" if self._released else "held" if self.successful else "unsuccessful"
-        taken = {key: acq.requested for key, acq in self.acquisitions.items()}
-        return f"<LimitSetAcquisition {state} {taken} config={self.config}>"
+    ) -> None: ...
 
 
-class AsyncAcquire:
+A = TypeVar("A", bound=_Exits)
+
+
+class AsyncAcquire(Generic[A]):
     """What ``async_acquire`` returns: await it, or use it as an async context manager.
 
     ``acq = await limits.async_acquire(...)``, ``async with
@@ -208,21 +108,21 @@ class AsyncAcquire:
 
     __slots__ = ("_acquired", "_start")
 
-    def __init__(self, start: Callable[[], Coroutine[Any, Any, LimitSetAcquisition]]) -> None:
-        self._start: Callable[[], Coroutine[Any, Any, LimitSetAcquisition]] | None = start
-        self._acquired: LimitSetAcquisition | None = None
+    def __init__(self, start: Callable[[], Coroutine[Any, Any, A]]) -> None:
+        self._start: Callable[[], Coroutine[Any, Any, A]] | None = start
+        self._acquired: A | None = None
 
-    def _coroutine(self) -> Coroutine[Any, Any, LimitSetAcquisition]:
+    def _coroutine(self) -> Coroutine[Any, Any, A]:
         start = self._start
         if start is None:
             raise RuntimeError("this async_acquire() was already awaited; call it again")
         self._start = None
         return start()
 
-    def __await__(self) -> Generator[Any, None, LimitSetAcquisition]:
+    def __await__(self) -> Generator[Any, None, A]:
         return self._coroutine().__await__()
 
-    async def __aenter__(self) -> LimitSetAcquisition:
+    async def __aenter__(self) -> A:
         self._acquired = await self._coroutine()
         return self._acquired
 

@@ -2,7 +2,8 @@
 
 Each state object answers "how long until ``amount`` units could be taken?" and
 changes only when told to take, refund or release.  None of them reads a clock,
-takes a lock or knows about threads, loops or processes, so the same object
+takes a lock or knows about threads, loops, processes or the limit definitions
+(``_definitions.make_state`` builds the state of one), so the same object
 serves an in-process ``LimitSet`` today and, later, a limit server on a parent's
 loop or inside a Ray actor.  The engine (``_engine.py``) coordinates several of
 them atomically and does all the waiting.
@@ -49,7 +50,6 @@ import math
 from typing import Any, ClassVar
 
 from .._enums import RateLimitAlgorithm
-from ._definitions import RateLimit, ResourceLimit
 
 __all__ = [
     "FixedWindowState",
@@ -60,7 +60,6 @@ __all__ = [
     "SlidingWindowState",
     "TokenBucketState",
     "UnboundedState",
-    "make_state",
     "state_class",
 ]
 
@@ -388,15 +387,6 @@ _RATE_STATES: dict[RateLimitAlgorithm, type[RateState]] = {
 }
 
 
-def state_class(limit: RateLimit) -> type[RateState]:
-    """The state class of ``limit``'s algorithm (ignoring an infinite capacity)."""
-    return _RATE_STATES[limit.algorithm]
-
-
-def make_state(limit: RateLimit | ResourceLimit) -> RateState | ResourceState:
-    """A fresh state object enforcing ``limit``."""
-    if isinstance(limit, ResourceLimit):
-        return ResourceState(limit.capacity)
-    if math.isinf(limit.capacity):
-        return UnboundedState(limit.capacity, limit.window)
-    return state_class(limit)(limit.capacity, limit.window)
+def state_class(algorithm: RateLimitAlgorithm) -> type[RateState]:
+    """The state class of ``algorithm`` (whatever the capacity: see ``make_state``)."""
+    return _RATE_STATES[algorithm]

@@ -1,7 +1,8 @@
 """The limit definitions: frozen value objects that say what to enforce.
 
 A ``Limit`` only describes a constraint; it holds no state and cannot be acquired.
-``LimitSet`` turns definitions into enforcers.  All three kinds are frozen pydantic
+``LimitSet`` turns definitions into enforcers; ``make_state`` gives the state
+machine (``_algorithms.py``) that enforces one.  All three kinds are frozen pydantic
 models, so they compare by value, hash and pickle, and every invalid argument raises
 ``pydantic.ValidationError`` (a ``ValueError``) naming the field.
 
@@ -14,14 +15,16 @@ constructor also accepts a ``RateWindow`` member or one of its aliases ("hour",
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .._enums import RateLimitAlgorithm, RateWindow
+from ._algorithms import RateState, ResourceState, UnboundedState, state_class
 
-__all__ = ["CALL_LIMIT_KEY", "CallLimit", "Limit", "RateLimit", "ResourceLimit"]
+__all__ = ["CALL_LIMIT_KEY", "CallLimit", "Limit", "RateLimit", "ResourceLimit", "make_state"]
 
 CALL_LIMIT_KEY = "call_count"
 
@@ -82,10 +85,8 @@ class Limit(BaseModel):
         fresh, unused limit.
         """
         owner = self._owner
-        if owner is None:
-            from ._limit_set import LimitSet
-
-            owner = LimitSet([self])
+        if owner is None:  # what a set of this one limit, just made, reports
+            return {"key": self.key, **make_state(self).stats(time.monotonic())}
         stats: dict[str, Any] = owner.get_stats()[self.key]
         return stats
 
@@ -252,3 +253,17 @@ class ResourceLimit(Limit):
     def _bool_capacity(cls, value: object) -> object:
         # As RateLimit: True is 1, False is rejected (< 1).
         return int(value) if isinstance(value, bool) else value
+
+
+def make_state(limit: Limit) -> RateState | ResourceState:
+    """A fresh state object enforcing ``limit``.
+
+    Raises ``TypeError`` for a kind of limit with no state (a bare ``Limit``).
+    """
+    if isinstance(limit, ResourceLimit):
+        return ResourceState(limit.capacity)
+    if not isinstance(limit, RateLimit):
+        raise TypeError(f"cannot enforce {type(limit).__name__}: not a known limit kind")
+    if math.isinf(limit.capacity):
+        return UnboundedState(limit.capacity, limit.window)
+    return state_class(limit.algorithm)(limit.capacity, limit.window)

@@ -42,8 +42,8 @@ import anyio
 
 from .._anyloop import current_inbox
 from .._runtime import running_loop
-from ._algorithms import RateState, ResourceState, make_state
-from ._definitions import Limit, RateLimit, ResourceLimit
+from ._algorithms import RateState, ResourceState
+from ._definitions import Limit, make_state
 
 __all__ = ["LimitBackend", "LocalLimitEngine"]
 
@@ -55,7 +55,12 @@ class LimitBackend(Protocol):
 
     Amounts are already validated (known keys, within capacity).  ``acquire``
     and ``async_acquire`` raise ``TimeoutError`` when ``timeout`` passes first.
+    ``waiting`` is how many requests are queued here (0 for a client whose
+    requests queue where the state lives).
     """
+
+    @property
+    def waiting(self) -> int: ...
 
     def try_acquire(self, amounts: Amounts) -> bool: ...
 
@@ -153,11 +158,8 @@ class LocalLimitEngine:
     """The state of a set of limits in this process, safe across threads and loops."""
 
     def __init__(self, limits: list[Limit], clock: Callable[[], float] | None = None) -> None:
-        states: dict[str, RateState | ResourceState] = {}
-        for limit in limits:
-            if not isinstance(limit, (RateLimit, ResourceLimit)):
-                raise TypeError(f"cannot enforce {type(limit).__name__}: not a known limit kind")
-            states[limit.key] = make_state(limit)
+        # make_state raises TypeError for a kind of limit it cannot enforce.
+        states: dict[str, RateState | ResourceState] = {lim.key: make_state(lim) for lim in limits}
         self._states = states
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()

@@ -18,14 +18,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._limit_set import LimitSet
+from typing import Any
 
 __all__ = ["Exporter", "current_exporter", "exporting"]
 
-Exporter = Callable[["LimitSet"], tuple[Any, ...]]
+# Given the shared LimitSet being pickled (typed Any: this module sits below
+# _limit_set.py, which asks it), returns what __reduce__ returns for it.
+Exporter = Callable[[Any], tuple[Any, ...]]
 
 _exporter: contextvars.ContextVar[Exporter | None] = contextvars.ContextVar(
     "aioconc_limit_exporter", default=None

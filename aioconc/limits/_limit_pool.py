@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from .. import config as _config
 from .._enums import LoadBalancingAlgorithm
-from ._acquisition import AsyncAcquire, LimitSetAcquisition
-from ._limit_set import LimitSet
+from ._acquisition import AsyncAcquire
+from ._limit_set import LimitSet, LimitSetAcquisition
 
 __all__ = ["LimitPool"]
 
@@ -111,7 +111,7 @@ class LimitPool:
 
     def async_acquire(
         self, requested: Mapping[str, float] | None = None, timeout: float | None = None
-    ) -> AsyncAcquire:
+    ) -> AsyncAcquire[LimitSetAcquisition]:
         """``LimitSet.async_acquire`` on the next set (awaitable and an async
         context manager); raises as that does."""
         return self._select().async_acquire(requested, timeout)

@@ -20,6 +20,18 @@ process; a shared "ray" set keeps its state in one Ray actor.  The state sits
 behind a ``LimitBackend`` (``_engine.py``) -- local, or a client of the remote
 state -- so the algorithms, FIFO order and refunds are the same everywhere; this
 class validates and builds requests.
+
+``LimitSetAcquisition`` holds one ``Acquisition`` per key taken.  Use it as a
+context manager (``with`` or ``async with``); leaving the block releases it:
+
+* ResourceLimits are returned;
+* RateLimits refund ``requested - used`` where the algorithm allows (TokenBucket,
+  GCRA) -- ``used`` comes from ``update(usage={...})``;
+* a RateLimit (or a CallLimit requested more than once) that was not updated
+  makes a clean exit raise ``RuntimeError`` naming the keys -- after everything
+  is released, so nothing leaks;
+* leaving by an exception releases everything (charging the full request where
+  no usage was reported) and lets that exception through untouched.
 """
 
 from __future__ import annotations
@@ -27,17 +39,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any, overload
 
 from .. import config as _config
 from .._enums import ExecutionMode
-from ._acquisition import Acquisition, AsyncAcquire, LimitSetAcquisition
+from ._acquisition import Acquisition, AsyncAcquire
 from ._algorithms import state_class
 from ._definitions import CallLimit, Limit, RateLimit, ResourceLimit
 from ._engine import LimitBackend, LocalLimitEngine
 from ._export import current_exporter
 
-__all__ = ["LimitSet"]
+__all__ = ["LimitSet", "LimitSetAcquisition"]
 
 logger = logging.getLogger("aioconc.limits")
 
@@ -130,7 +143,7 @@ class LimitSet:
 
     def async_acquire(
         self, requested: Mapping[str, float] | None = None, timeout: float | None = None
-    ) -> AsyncAcquire:
+    ) -> AsyncAcquire[LimitSetAcquisition]:
         """``acquire`` for async code: waits on the running loop without blocking it.
 
         Await the result (``acq = await ls.async_acquire()``) or enter it
@@ -244,8 +257,9 @@ class LimitSet:
             shown = "inf" if available == math.inf else f"{available:g}"
             parts.append(f"{key}={shown}/{stat['capacity']:g}")
         kind = "shared" if self.shared else "private"
-        waiting = getattr(self._backend, "waiting", 0)
-        return f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={waiting}>"
+        return (
+            f"<LimitSet {kind} mode={self.mode} {' '.join(parts)} waiting={self._backend.waiting}>"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A private set travels as its definitions (fresh state where it lands).  A
@@ -276,6 +290,110 @@ class LimitSet:
         return limit_set
 
 
+class LimitSetAcquisition:
+    """An all-or-nothing acquisition of several limits of one ``LimitSet``.
+
+    Attributes: ``limit_set``, ``acquisitions`` (key -> ``Acquisition``),
+    ``successful`` (False only from ``try_acquire``), ``config`` (a copy of the
+    set's ``config``).
+    """
+
+    __slots__ = ("_released", "_warned", "acquisitions", "config", "limit_set", "successful")
+
+    def __init__(
+        self,
+        limit_set: LimitSet,
+        acquisitions: dict[str, Acquisition],
+        successful: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.limit_set = limit_set
+        self.acquisitions = acquisitions
+        self.successful = successful
+        self.config = dict(config) if config else {}
+        self._warned: set[str] = set()
+        self._released = False
+
+    def update(self, usage: dict[str, float]) -> None:
+        """Record the units really used, per key.
+
+        Unknown keys are ignored with a logged warning (once per key).  Raises
+        ``ValueError`` for invalid usage, ``RuntimeError`` after release.
+        """
+        if self._released:
+            raise RuntimeError("Cannot update an already released acquisition")
+        for key, used in usage.items():
+            acquisition = self.acquisitions.get(key)
+            if acquisition is None:
+                if key not in self._warned:
+                    self._warned.add(key)
+                    logger.warning(
+                        "Cannot update limit %r: not acquired in this LimitSet; ignored. "
+                        "Available keys: %s",
+                        key,
+                        sorted(self.acquisitions),
+                    )
+                continue
+            acquisition.update(used)
+
+    def release(self) -> None:
+        """Release everything; then raise ``RuntimeError`` if usage was not reported.
+
+        A second call does nothing.
+        """
+        missing = self._release()
+        if missing:
+            raise RuntimeError(
+                f"Not all limits in the LimitSet were updated. Missing: {missing}: "
+                "RateLimits (and CallLimits requested more than once) need "
+                "update(usage=...) with the real usage before release"
+            )
+
+    def _release(self) -> list[str]:
+        """Give everything back; return the keys whose usage was required but missing."""
+        if self._released:
+            return []
+        self._released = True
+        if not self.successful:
+            return []
+        for acquisition in self.acquisitions.values():
+            acquisition._released = True
+        self.limit_set._release(self)
+        return sorted(
+            key for key, acq in self.acquisitions.items() if acq.needs_update and acq.used is None
+        )
+
+    def __enter__(self) -> LimitSetAcquisition:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.release()
+        else:
+            self._release()  # the body's exception is the one the caller must see
+
+    async def __aenter__(self) -> LimitSetAcquisition:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "held" if self.successful else "unsuccessful"
+        taken = {key: acq.requested for key, acq in self.acquisitions.items()}
+        return f"<LimitSetAcquisition {state} {taken} config={self.config}>"
+
+
 def _checked(limit: Limit, amount: object) -> float:
     """``amount`` as a valid request for ``limit``, else ``ValueError`` naming the key."""
     key = limit.key
@@ -292,7 +410,7 @@ def _checked(limit: Limit, amount: object) -> float:
     if amount != int(amount):
         if isinstance(limit, ResourceLimit):
             raise ValueError(f"ResourceLimit {key!r} takes whole units, got {amount}")
-        if isinstance(limit, RateLimit) and state_class(limit).integral:
+        if isinstance(limit, RateLimit) and state_class(limit.algorithm).integral:
             raise ValueError(
                 f"{limit.algorithm} limit {key!r} counts whole units, got {amount}; "
                 "use TokenBucket or GCRA for fractional amounts"

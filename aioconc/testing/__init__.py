@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._backends._base import Capabilities, WorkerSpec
+from .._backends._base import Capabilities, WorkerBase, WorkerSpec
 from .._call import Call
 from .._chain import Stage, attempt_handler, build_chain
 from .._future import Future
@@ -30,7 +30,7 @@ from .._runtime import home_loop, inbox_for, running_loop
 __all__ = ["FakeBackend", "FakeWorker"]
 
 
-class FakeWorker:
+class FakeWorker(WorkerBase):
     """A worker whose every call is ``handler(call)``, run on the home loop."""
 
     capabilities = Capabilities(interruptible=True)
@@ -106,5 +106,5 @@ class FakeBackend:
         """Start a fake worker and return a handle whose chain is ``stages``."""
         resolved = resolve_options([{"mode": "asyncio", **options}], mode_specific={})
         worker = self.start()
-        chain = build_chain(list(stages), attempt_handler(worker))
+        chain = build_chain(list(stages), attempt_handler(worker.dispatch))
         return WorkerHandle(None, "fake", resolved, worker, chain)

@@ -136,8 +136,8 @@ class Ending:
 
     def _death(self) -> BaseException:
         code = self._exitcode
-        if self.ready._exception is not None:
-            return self.ready._exception  # calls made before a failed __init__ fail with it
+        if (failed := self.ready._failure()) is not None:
+            return failed  # calls made before a failed __init__ fail with it
         if self._killed or (self._closing and code == 0):
             return WorkerStoppedError(f"worker {self._name} is stopped")
         how = self._kill_reason or exit_description(code)

@@ -228,6 +228,8 @@ class ChildLimitClient:
     worker's socket.  Usable from the worker's methods, their threads and their
     coroutines; only inside the worker process it was sent to."""
 
+    waiting = 0  # its requests queue in the parent's engine, not here
+
     def __init__(self, token: int) -> None:
         self._token = token
 

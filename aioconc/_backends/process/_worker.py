@@ -28,7 +28,7 @@ from ..._runtime import background_loop, inbox_for, running_loop
 from ..._serialize import CallCodec, argument_error, dumps
 from ...limits._export import exporting
 from .. import OPTION_NAMES
-from .._base import Capabilities, WorkerSpec, internal_retries
+from .._base import Capabilities, WorkerBase, WorkerSpec, internal_retries
 from ._ending import Ending
 from ._held import HeldCalls
 from ._launch import authkey, launcher_for
@@ -70,7 +70,7 @@ class _SentCall:
         self.worker._receiver.wait_here(fut, deadline)
 
 
-class ProcessWorker(Ending):
+class ProcessWorker(Ending, WorkerBase):
     """A worker whose instance lives in a child process of its own.
 
     How it ends (the child's exit, the calls it leaves, finalising) is

@@ -27,7 +27,7 @@ from ..._future import CancelledError, Future
 from ..._runtime import background_loop, inbox_for
 from ..._serialize import CallCodec, argument_error, with_remote_traceback
 from ..._unwrap import defer, needs_unwrap
-from .._base import Capabilities
+from .._base import Capabilities, WorkerBase
 from ._actor import raised_cause
 
 __all__ = [
@@ -158,7 +158,7 @@ def _with_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]
 # ---------------------------------------------------------------------------
 
 
-class RefCalls:
+class RefCalls(WorkerBase):
     """What the worker and the task runner share: pending refs, completion, closing."""
 
     capabilities = Capabilities(

@@ -132,6 +132,8 @@ class _LimitActor:
 class RayLimitClient:
     """A ``LimitBackend`` whose state is a :class:`_LimitActor`."""
 
+    waiting = 0  # its requests queue in the actor's engine, not here
+
     def __init__(self, actor: Any, client: str) -> None:
         self._actor = actor
         self._client = client  # whose holdings these are (a worker, or the driver)

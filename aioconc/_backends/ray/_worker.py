@@ -312,7 +312,7 @@ class RayWorker(RefCalls):
         # Our own kill (stop, a failed start) is not a death to report.
         if self._killed or self._dead is not None or not self.ready.done():
             return
-        if self.ready._exception is not None:
+        if self.ready._failure() is not None:
             return
         self._dead = error
         for fut in self._pending.copy():
@@ -323,7 +323,7 @@ class RayWorker(RefCalls):
 
     def _drained(self) -> None:
         # Graceful end: the instance's stop() hook runs in the actor, then the actor goes.
-        if self.ready._exception is not None or self._killed:
+        if self.ready._failure() is not None or self._killed:
             self._kill()
             self.closed._set_result(None)
             return

@@ -16,7 +16,7 @@ wait, with anyio's primitives:
 * :func:`wait_quietly` -- wait for a future up to a timeout without ever
   cancelling it (what ``astop`` needs on every loop).
 
-Running a bare coroutine as a task of whichever loop runs is in ``_spawn.py``.
+Running a bare coroutine as a task of whichever loop runs is in ``_coroutine_task.py``.
 What these helpers need of a future is :class:`Waitable`, declared here, below
 the future (``_future.py`` uses this module).
 """

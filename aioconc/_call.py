@@ -46,8 +46,8 @@ class Call:
     # While a chain runs a call as an attempt, the attempt is what the outer
     # call's future waits on (its ``_inner``): the outer call is then exactly
     # as cancellable as the attempt, and a thread blocked on the outer call
-    # just waits (no ``wait_here``), as it does on any call a chain runs.
-    wait_here: ClassVar[None] = None
+    # just waits (no ``read_while_waiting``), as it does on any call a chain runs.
+    read_while_waiting: ClassVar[None] = None
 
     def done(self) -> bool:
         """Whether this call's future is done."""

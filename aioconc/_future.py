@@ -450,7 +450,7 @@ class Future(Generic[T]):
             self._run_callbacks(callbacks)
 
     def _set_result_unshared(self, value: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """Finish on ``loop`` a first attempt no one else holds yet (``start_here``):
+        """Finish on ``loop`` a first attempt no one else holds yet (``start_inline``):
         ``_set_result``'s work with no lock and no callbacks, as nothing can race.
         asyncio.gather/wait may then take it as one of their own futures."""
         self._result = value
@@ -532,10 +532,10 @@ class Future(Generic[T]):
             )
         left = timeout
         inner = self._inner
-        wait_here = None if inner is None else inner.wait_here
-        if wait_here is not None:
+        read_while_waiting = None if inner is None else inner.read_while_waiting
+        if read_while_waiting is not None:
             deadline = None if timeout is None else time.monotonic() + timeout
-            wait_here(self, deadline)
+            read_while_waiting(self, deadline)
             if self.done():
                 return
             if deadline is not None:

@@ -7,7 +7,7 @@ it is the one submit sequence of aioconc -- ``submit``/``map`` of task handles
 go through it too::
 
     caller(*args) ─► Future (counted in the handle's CallCounters) + Call
-        ├─ start_here(...)       a single worker's inline path, when it has one
+        ├─ start_inline(...)       a single worker's inline path, when it has one
         ├─ _dispatch(call)       the backend's dispatch, or the chain's runner
         └─ _timed_dispatch()     calls with a per-call timeout: the chain, or a
                                  timeout-only chain made on first use
@@ -97,7 +97,7 @@ class MethodCaller:
         self._blocking = handle._blocking if blocking is None else blocking
         # The backend's own path for a call made where the worker lives, when it
         # has one and nothing stands between (no chain, no per-call timeout).
-        self._here: StartHere | None = handle._start_here if timeout is None and inline else None
+        self._here: StartHere | None = handle._start_inline if timeout is None and inline else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
@@ -166,8 +166,8 @@ class BaseHandle(abc.ABC):
     # inline (sync mode), as concurry users check with isinstance.
     _new_future: Callable[..., Future[Any]] = Future
     # The backend's path for a call made where the worker lives (see
-    # BackendWorker.start_here): a single worker with no chain may have one.
-    _start_here: StartHere | None = None
+    # BackendWorker.start_inline): a single worker with no chain may have one.
+    _start_inline: StartHere | None = None
     # Where calls go: the backend's (or a balancer's) dispatch, or a chain's runner.
     _dispatch: Callable[[Call], None]
     _ready: Future[None]

@@ -2,7 +2,7 @@
 
 What every handle does (method callers, the submit path, stopping) is in
 ``_handle.py``; this is what one backend worker adds: calls go straight to its
-``dispatch`` (or ``start_here``) when the worker has no middleware, and to the
+``dispatch`` (or ``start_inline``) when the worker has no middleware, and to the
 chain's runner on its home loop when it has.
 """
 
@@ -53,7 +53,7 @@ class WorkerHandle(BaseHandle):
         self._ready = worker.ready
         if chain is None:
             self._dispatch = worker.dispatch
-            self._start_here = worker.start_here  # read once: not per call
+            self._start_inline = worker.start_inline  # read once: not per call
         else:
             # Graceful stop lets every chain finish (the runner's stop hook).
             self._dispatch = self._run_chains(chain, worker.home or home_loop())

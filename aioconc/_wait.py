@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._anyloop import current_inbox
+from ._coroutine_task import start_awaitable
 from ._enums import PollingAlgorithm, ReturnWhen
 from ._exceptions import WaitTimeoutError
 from ._future import CancelledError, Future
 from ._runtime import running_loop
-from ._spawn import start_awaitable
 from ._sync_future import SyncFuture
 from ._wrap import wrap_future
 

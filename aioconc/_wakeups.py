@@ -14,7 +14,7 @@ Each carries ``threadsafe = True``: the future calls it in the finishing thread.
 A future's state is the future's own business: the bridge asks it to copy its
 outcome (:class:`Finished` is what it needs of one, declared here, below the
 future).  :class:`Inner` is what a future waits on while another call runs on
-its behalf; its ``wait_here`` lets a blocked thread finish the future itself.
+its behalf; its ``read_while_waiting`` lets a blocked thread finish the future itself.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Mirrored(Finished, Protocol):
 class Inner(Protocol):
     """What a future's ``_inner`` is: the attempt, sent call or task it waits on.
 
-    ``wait_here(future, deadline)``, when not None, is called by a thread about
+    ``read_while_waiting(future, deadline)``, when not None, is called by a thread about
     to block in ``result()``: it may finish the future in that thread (a
     process worker's caller reads the result from the socket itself, one
     thread hop fewer) and returns when it can do no more (``deadline`` on the
@@ -73,7 +73,7 @@ class Inner(Protocol):
     def cancel(self) -> bool: ...
 
     @property
-    def wait_here(self) -> WaitHere | None: ...
+    def read_while_waiting(self) -> WaitHere | None: ...
 
 
 class _OnLoop:

@@ -8,9 +8,9 @@ import functools
 from typing import Any
 
 from ._anyloop import in_async_code
+from ._coroutine_task import start_awaitable
 from ._future import Future
 from ._runtime import inbox_for, running_loop
-from ._spawn import start_awaitable
 from ._sync_future import SyncFuture
 
 __all__ = ["wrap_future"]

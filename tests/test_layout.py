@@ -145,9 +145,9 @@ def test_type_only_imports_are_followed() -> None:
 # backends, code reads them as attributes, so that mypy checks every use and a
 # backend that lacks one fails loudly instead of being silently skipped.
 HOOKS = frozenset(
-    {"start_here", "on_timeout", "held_calls", "waiting", "wait_here", "_timed_dispatch"}
+    {"start_inline", "on_timeout", "held_calls", "waiting", "read_while_waiting", "_timed_dispatch"}
 )
-BACKENDS = PACKAGE / "_backends"
+BACKENDS_DIR = PACKAGE / "_backends"
 
 
 def _hook_probes(tree: ast.AST) -> list[str]:
@@ -170,7 +170,7 @@ def test_the_front_end_never_probes_for_a_backend_hook() -> None:
     probes = {
         name: found
         for name, path in MODULES.items()
-        if BACKENDS not in path.parents
+        if BACKENDS_DIR not in path.parents
         and (found := _hook_probes(ast.parse(path.read_text(encoding="utf-8"))))
     }
     assert probes == {}, "declare the hook in _backends/_base.py and read it as an attribute"
@@ -178,7 +178,7 @@ def test_the_front_end_never_probes_for_a_backend_hook() -> None:
 
 def test_the_probe_check_finds_a_probe() -> None:
     tree = ast.parse(
-        "getattr(worker, 'held_calls', 0)\nhasattr(fut._inner, 'wait_here')\nx.waiting"
+        "getattr(worker, 'held_calls', 0)\nhasattr(fut._inner, 'read_while_waiting')\nx.waiting"
     )
     assert len(_hook_probes(tree)) == 2  # reading the attribute is no probe
 
@@ -356,3 +356,100 @@ def test_the_backends_package_holds_at_most_ten_modules() -> None:
     # Ray) gets a subpackage of its own rather than more files here.
     flat = sorted(p.name for p in (PACKAGE / "_backends").glob("*.py"))
     assert len(flat) <= MAX_BACKEND_MODULES, flat
+
+
+ROOT = PACKAGE.parent
+
+
+def _unnamed_in_architecture(text: str) -> list[str]:
+    """The modules of ``aioconc/`` that ``text`` never names: by file name (``_heap.py``),
+    a subpackage's modules with their folder named too, a subpackage by its folder."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        folders = relative.parent.parts
+        named = all(f"{folder}/" in text for folder in folders)
+        if path.name != "__init__.py" or not folders:
+            named = named and path.name in text
+        if not named:
+            missing.append(relative.as_posix())
+    return missing
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert _unnamed_in_architecture(text) == [], "describe the new module in ARCHITECTURE.md"
+
+
+def test_the_architecture_check_finds_an_unnamed_module() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert _unnamed_in_architecture(text.replace("_heap.py", "-")) == ["_heap.py"]
+
+
+def test_the_benchmarks_are_not_in_the_package() -> None:
+    # They live in the checkout's benchmarks/ (python -m benchmarks), not in the wheel.
+    assert not (PACKAGE / "bench").exists()
+    assert (ROOT / "benchmarks" / "__main__.py").is_file()
+
+
+# The layers, top to bottom (ARCHITECTURE.md): a module may import its own
+# layer and the ones below it, never one above, not even lazily or for types.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "front end",
+        (
+            "aioconc",
+            "aioconc.__main__",
+            "aioconc._demo",
+            "aioconc._worker",
+            "aioconc._proxy",
+            "aioconc._pool",
+            "aioconc._handle",
+            "aioconc._balance",
+            "aioconc.task",
+            "aioconc.direct",
+            "aioconc._wait",
+            "aioconc.progress",
+            "aioconc._timer",
+            "aioconc.testing",
+        ),
+    ),
+    ("middleware", ("aioconc.middleware", "aioconc._chain")),
+    ("backends", ("aioconc._backends",)),
+    (
+        "limits, options and retry policies",
+        ("aioconc.limits", "aioconc._options", "aioconc.config", "aioconc._retrying"),
+    ),
+]
+# The one import that goes up on purpose.
+UPWARD_ON_PURPOSE = {
+    # The fork server imports the whole package once, so forked workers start warm.
+    "aioconc._backends.process.child._child -> aioconc",
+}
+
+
+def _layer_of(name: str) -> int:
+    """The index of ``name``'s layer in LAYERS; the future and runtime are below them all."""
+    for index, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or (p != "aioconc" and name.startswith(p + ".")) for p in prefixes):
+            return index
+    return len(LAYERS)
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if _layer_of(target) < _layer_of(name)
+    )
+
+
+def test_the_layers_import_one_way() -> None:
+    graph = {name: _imports(name, path, lazy=True, typing=True) for name, path in MODULES.items()}
+    assert [edge for edge in _upward_imports(graph) if edge not in UPWARD_ON_PURPOSE] == []
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = {"aioconc._future": {"aioconc._proxy"}, "aioconc._proxy": {"aioconc._future"}}
+    assert _upward_imports(graph) == ["aioconc._future -> aioconc._proxy"]

@@ -62,7 +62,7 @@ class AsyncioWorker(WorkerBase):
         # A fresh call made on the home loop starts through here (see _handle.py),
         # unless first steps cannot run inline: then every call goes by dispatch.
         if self._eager.inline:
-            self.start_here = self._eager.start_here
+            self.start_inline = self._eager.start_inline
         self._open = False  # True while the instance is ready and not closing
         self._sync: SerialThread | None = None
         self._closing = False

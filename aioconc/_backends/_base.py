@@ -22,7 +22,7 @@ A :class:`BackendWorker` runs single attempts:
 and has three hooks that a backend may not care about; :class:`WorkerBase`,
 which every backend worker inherits, gives their defaults:
 
-* ``start_here`` — a :data:`StartHere` that runs a call made where the worker
+* ``start_inline`` — a :data:`StartHere` that runs a call made where the worker
   lives at once (asyncio mode's eager start), or None (the default: every call
   goes by ``dispatch``);
 * ``on_timeout(call)`` — told by the timeout stage that it gave up on ``call``
@@ -61,7 +61,7 @@ __all__ = [
     "WorkerBase",
     "WorkerSpec",
     "construct",
-    "run_coroutine_here",
+    "run_coroutine_blocking",
 ]
 
 
@@ -93,7 +93,7 @@ class WorkerSpec:
 
 
 StartHere = Callable[[str, tuple[Any, ...], dict[str, Any], Future[Any]], bool]
-"""A worker's ``start_here(method, args, kwargs, future)``: runs the call at once
+"""A worker's ``start_inline(method, args, kwargs, future)``: runs the call at once
 when it is made where the worker lives (True); False leaves it to ``dispatch``."""
 
 
@@ -114,7 +114,7 @@ class BackendWorker(Protocol):
     def home(self) -> asyncio.AbstractEventLoop | None: ...
 
     @property
-    def start_here(self) -> StartHere | None: ...
+    def start_inline(self) -> StartHere | None: ...
 
     @property
     def on_timeout(self) -> Callable[[Call], None] | None: ...
@@ -127,7 +127,7 @@ class WorkerBase:
     """The defaults of :class:`BackendWorker`'s hooks, for a backend that has no use for them."""
 
     # None: no path for calls made where the worker lives; all go by dispatch().
-    start_here: StartHere | None = None
+    start_inline: StartHere | None = None
     # None: a call the timeout stage gave up on is only dropped.
     on_timeout: Callable[[Call], None] | None = None
 
@@ -235,7 +235,7 @@ def _set_limits(instance: Any, limits: Any) -> None:
 _private_loops = threading.local()
 
 
-def run_coroutine_here(coro: Any) -> Any:
+def run_coroutine_blocking(coro: Any) -> Any:
     """Run an ``async def`` method's coroutine to completion from synchronous code.
 
     In a thread with no running loop, a private per-thread loop runs it; under a
@@ -277,7 +277,7 @@ def _run_on_helper_thread(coro: Any) -> Any:
 
 
 def close_private_loop() -> None:
-    """Close this thread's private loop, if :func:`run_coroutine_here` made one."""
+    """Close this thread's private loop, if :func:`run_coroutine_blocking` made one."""
     loop: asyncio.AbstractEventLoop | None = getattr(_private_loops, "loop", None)
     if loop is not None and not loop.is_closed():
         loop.close()

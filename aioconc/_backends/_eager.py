@@ -67,7 +67,7 @@ class _Runner(Coroutine[Any, Any, None]):
         self.on_end: Callable[[Future[Any]], None] | None = None
         self.task: asyncio.Task[None] | None = None
 
-    def took(
+    def take_over(
         self,
         coro: Coroutine[Any, Any, Any],
         fut: Future[Any],
@@ -190,8 +190,8 @@ class EagerStarter:
     ) -> None:
         self._loop = loop
         self._on_end = on_end
-        # The worker's running calls (start_here adds the ones that suspend) and
-        # the async def methods start_here may start: filled by the worker while
+        # The worker's running calls (start_inline adds the ones that suspend) and
+        # the async def methods start_inline may start: filled by the worker while
         # it is open, emptied when it closes.
         self.tasks = tasks
         self.methods: dict[str, Callable[..., Coroutine[Any, Any, Any]]] = {}
@@ -233,7 +233,7 @@ class EagerStarter:
         try:
             yielded = ctx.run(coro.send, None)
         except StopIteration as stop:
-            # Done on this loop: it stays an asyncio future here, as in start_here.
+            # Done on this loop: it stays an asyncio future here, as in start_inline.
             fut._aio = None
             fut._set_result(stop.value)
             if runner is not self._spare:
@@ -258,7 +258,7 @@ class EagerStarter:
         self._hand_off(runner, coro, fut, ctx, yielded)
         return task
 
-    def start_here(
+    def start_inline(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], fut: Future[Any]
     ) -> bool:
         """A call of ``method`` made right here, whose future no one else holds yet.
@@ -343,7 +343,7 @@ class EagerStarter:
     ) -> None:
         # The call suspended in its first step: the runner's task carries on
         # with it, so the runner stops being the spare.
-        runner.took(coro, fut, ctx, yielded)
+        runner.take_over(coro, fut, ctx, yielded)
         runner.on_end = self._on_end
         if runner is self._spare:
             self._spare = None

@@ -25,7 +25,7 @@ from ._base import (
     WorkerSpec,
     construct,
     internal_retries,
-    run_coroutine_here,
+    run_coroutine_blocking,
 )
 
 __all__ = ["backend"]
@@ -76,7 +76,7 @@ class SyncWorker(WorkerBase):
             # what the method sets stays with the call.
             result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-                result = call.context.run(run_coroutine_here, result)
+                result = call.context.run(run_coroutine_blocking, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:
@@ -103,7 +103,7 @@ class SyncWorker(WorkerBase):
             try:
                 result = hook()
                 if inspect.isawaitable(result):
-                    run_coroutine_here(result)
+                    run_coroutine_blocking(result)
             except Exception:
                 log.exception("stop() of the worker raised")
         self.closed._set_result(None)

@@ -33,7 +33,7 @@ from ._base import (
     close_private_loop,
     construct,
     internal_retries,
-    run_coroutine_here,
+    run_coroutine_blocking,
 )
 
 __all__ = ["SerialThread", "backend"]
@@ -141,7 +141,7 @@ class SerialThread:
             # In the caller's context (a copy), as asyncio.to_thread runs its function.
             result = call.context.run(method, *call.args, **call.kwargs)
             if type(result) is CoroutineType:  # cheaper than inspect.isawaitable per call
-                result = call.context.run(run_coroutine_here, result)
+                result = call.context.run(run_coroutine_blocking, result)
         except BaseException as exc:
             fut._set_exception(exc)
         else:
@@ -166,7 +166,7 @@ class SerialThread:
             try:
                 result = hook()
                 if inspect.isawaitable(result):
-                    run_coroutine_here(result)
+                    run_coroutine_blocking(result)
             except BaseException:
                 import logging
 

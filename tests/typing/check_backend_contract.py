@@ -2,7 +2,7 @@
 
 ``ClassBackend.start`` returns ``Any``, so nothing else makes mypy compare a
 worker class with :class:`~aioconc._backends._base.BackendWorker`: these
-assignments do, hooks included (``start_here``, ``on_timeout``, ``held_calls``,
+assignments do, hooks included (``start_inline``, ``on_timeout``, ``held_calls``,
 with ``WorkerBase``'s defaults where a backend has no use for one), and every
 limit state a ``LimitSet`` may talk to with ``LimitBackend`` (``waiting``).
 """

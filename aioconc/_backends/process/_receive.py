@@ -200,7 +200,7 @@ class Receiver:
 
     # -- the waiting thread's side --------------------------------------------
 
-    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+    def read_while_waiting(self, fut: Future[Any], deadline: float | None) -> None:
         """Read in this thread until ``fut`` is done, ``deadline`` (monotonic)
         passes, the child's stream ends or the loop asks for the turn.
 

@@ -65,9 +65,9 @@ class _SentCall:
     def cancel(self) -> bool:
         return self.worker._cancel_sent(self.ident)
 
-    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+    def read_while_waiting(self, fut: Future[Any], deadline: float | None) -> None:
         # A thread about to block in result() reads the result itself.
-        self.worker._receiver.wait_here(fut, deadline)
+        self.worker._receiver.read_while_waiting(fut, deadline)
 
 
 class ProcessWorker(Ending, WorkerBase):

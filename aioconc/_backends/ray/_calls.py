@@ -250,7 +250,7 @@ class RefCalls(WorkerBase):
     def _remote(self, call: Call) -> Any:
         raise NotImplementedError
 
-    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
+    def read_while_waiting(self, fut: Future[Any], deadline: float | None) -> None:
         """Finish ``fut`` in this thread, which is about to block in its ``result()``.
 
         When ``fut`` is this worker's only call in flight (a round trip): one
@@ -380,7 +380,7 @@ class RefCalls(WorkerBase):
 
 class _RefWait:
     """Every pending Ray-mode future's ``_inner``: a thread blocking in
-    ``result()`` fetches the value itself (see :meth:`RefCalls.wait_here`)."""
+    ``result()`` fetches the value itself (see :meth:`RefCalls.read_while_waiting`)."""
 
     __slots__ = ("calls",)
 
@@ -393,8 +393,8 @@ class _RefWait:
     def cancel(self) -> bool:
         return True  # nothing to stop here: the future decides, as without it
 
-    def wait_here(self, fut: Future[Any], deadline: float | None) -> None:
-        self.calls.wait_here(fut, deadline)
+    def read_while_waiting(self, fut: Future[Any], deadline: float | None) -> None:
+        self.calls.read_while_waiting(fut, deadline)
 
 
 def ray_cancel(ref: Any) -> None:

@@ -52,7 +52,7 @@ class _TrioTask:
     cancelling the future cancels the task (from any thread)."""
 
     __slots__ = ("inbox", "scope", "thread")
-    wait_here = None  # a thread blocked on the future just waits: the task runs in trio
+    read_while_waiting = None  # a thread blocked on the future just waits: the task runs in trio
 
     def __init__(self, inbox: Inbox, scope: Any) -> None:
         self.inbox = inbox

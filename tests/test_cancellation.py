@@ -64,6 +64,24 @@ def in_flight(worker_mode: str, handle: Any, gate: threading.Event) -> Any:
     return make
 
 
+async def awaiting(fut: Any) -> tuple[asyncio.Task[None], list[BaseException]]:
+    """A task suspended in ``await fut``, and the list that gets what leaves the ``await``."""
+    seen: list[BaseException] = []
+    started = asyncio.Event()
+
+    async def awaiter() -> None:
+        started.set()
+        try:
+            await fut
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    task = asyncio.ensure_future(awaiter())
+    await started.wait()  # set in the step that goes on to suspend in ``await fut``
+    return task, seen
+
+
 def assert_call_cancelled(fut: Any) -> None:
     assert fut.cancelled()
     with pytest.raises(aioconc.CancelledError):
@@ -122,19 +140,7 @@ async def test_nested_asyncio_timeout_raises_from_the_outer_one(in_flight: Any) 
 @pytest.mark.asyncio_only
 async def test_cancelling_the_awaiting_task_raises_its_own_cancellation(in_flight: Any) -> None:
     fut = in_flight()
-    seen: list[BaseException] = []
-    started = asyncio.Event()
-
-    async def awaiter() -> None:
-        started.set()
-        try:
-            await fut
-        except BaseException as exc:
-            seen.append(exc)
-            raise
-
-    task = asyncio.ensure_future(awaiter())
-    await started.wait()  # set in the step that goes on to suspend in ``await fut``
+    task, seen = await awaiting(fut)
     task.cancel("handler cancelled")
     await asyncio.wait([task])
     assert task.cancelled()
@@ -197,20 +203,10 @@ async def test_call_cancelled_by_someone_else_raises_aioconc_cancelled_error(
     in_flight: Any,
 ) -> None:
     fut = in_flight()
-    seen: list[BaseException] = []
-    started = asyncio.Event()
-
-    async def awaiter() -> None:
-        started.set()
-        try:
-            await fut
-        except BaseException as exc:
-            seen.append(exc)
-
-    task = asyncio.ensure_future(awaiter())
-    await started.wait()  # set in the step that goes on to suspend in ``await fut``
+    task, seen = await awaiting(fut)
     assert fut.cancel()
-    await task
+    await asyncio.wait([task])
+    assert task.cancelled()  # aioconc's CancelledError is also asyncio's
     [exc] = seen
     assert type(exc) is aioconc.CancelledError
     assert_call_cancelled(fut)

@@ -19,14 +19,13 @@ import concurrent.futures
 import contextlib
 import functools
 import math
-import multiprocessing
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio.to_thread
 
-from ._subjects import local_ray
+from ._subjects import local_ray, start_pipe_child
 from ._timing import paused_gc
 from ._workers import _AioconcBench, _Calls
 
@@ -96,12 +95,6 @@ async def anyio_to_thread() -> AsyncIterator[Callable[[int], Any]]:
     yield lambda i: anyio.to_thread.run_sync(obj.ping, i)
 
 
-def _pipe_child(conn: Any) -> None:
-    obj = _Calls()
-    while (x := conn.recv()) is not None:
-        conn.send(obj.ping(x))
-
-
 class _LoopPipe:
     """A raw ``multiprocessing.Pipe`` to a child whose replies finish loop futures.
 
@@ -114,11 +107,7 @@ class _LoopPipe:
     window = 512
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_pipe_child, args=(child,), name="bench-pipe", daemon=True)
-        self.proc.start()
-        child.close()
+        self.conn, self.proc = start_pipe_child()
         self.loop = asyncio.get_running_loop()
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.loop.add_reader(self.conn.fileno(), self._readable)

@@ -156,6 +156,16 @@ def _pipe_child(conn: Any) -> None:
         conn.send(obj.ping(x))
 
 
+def start_pipe_child() -> tuple[Any, Any]:
+    """Spawn the raw primitive's child; return the parent's end of the pipe and the process."""
+    ctx = multiprocessing.get_context("spawn")
+    conn, child = ctx.Pipe()
+    proc = ctx.Process(target=_pipe_child, args=(child,), name="bench-pipe", daemon=True)
+    proc.start()
+    child.close()
+    return conn, proc
+
+
 class _PipeClient:
     """A raw pipelined ``multiprocessing.Pipe`` to a child: the raw primitive of process mode.
 
@@ -167,11 +177,7 @@ class _PipeClient:
     window = 512
 
     def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_pipe_child, args=(child,), name="bench-pipe", daemon=True)
-        self.proc.start()
-        child.close()
+        self.conn, self.proc = start_pipe_child()
         self.unanswered = 0
         self.ready: collections.deque[Any] = collections.deque()
 

@@ -182,7 +182,7 @@ async def test_task_group_child_awaiting_a_call_ends_cancelled(in_flight: Any) -
         await fut
 
     async def fail() -> None:
-        await asyncio.sleep(0)
+        # Tasks start in creation order: the child is suspended in ``await fut``.
         raise ValueError("sibling failed")
 
     async def group() -> None:
